@@ -1,0 +1,455 @@
+// Package supervise starts the child process of `claimctl run` and keeps
+// control of it and of everything it spawns, so that a claim is never
+// released while a process started under it is still alive.
+//
+// The child runs in a process group of its own. Signals go to the whole
+// group, and "done" means the group is empty, not merely that the direct
+// child exited. Three mechanisms keep the group from outliving this process
+// even when it is SIGKILLed or OOM-killed:
+//
+//   - PR_SET_PDEATHSIG=SIGKILL on the direct child. The kernel fires it when
+//     the OS thread that forked the child exits (not the process), so the
+//     child is forked from a goroutine that keeps its thread locked until
+//     the child has been reaped.
+//   - A guardian (see Spec.NoGuardian): a tiny /bin/sh, outside the child's
+//     group, that blocks reading a pipe only this process can write. When
+//     this process dies the pipe reaches EOF and the guardian SIGKILLs the
+//     group, reaching the grandchildren Pdeathsig cannot. On a normal end it
+//     is told to stand down.
+//   - Start makes the calling process a child subreaper, so processes
+//     orphaned inside the group are reparented to it and reaped here: a
+//     zombie still counts as a member of its group.
+//
+// All reaping happens in one goroutine per Child, with wait4(-pgid) (members
+// of the child's group only) and wait4(guardian pid). Processes started
+// elsewhere in the program, for example with os/exec, are never reaped
+// here. In return the program must not reap children it did not start
+// (wait4(-1), or SIGCHLD set to SIG_IGN), or the child's status is lost.
+//
+// Linux only.
+package supervise
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// pollInterval is how often the group is checked for emptiness once the
+// direct child has exited. Before that nothing polls: the supervising
+// goroutine sleeps in waitid until a member of the group exits.
+const pollInterval = 10 * time.Millisecond
+
+// Spec describes the child to start.
+type Spec struct {
+	// Path is the command. A name without a slash is looked up in the PATH
+	// of Env (the child's environment, not ours) as exec.LookPath would;
+	// a path with a slash is used as is, relative to Dir. It is also the
+	// child's argv[0]. No shell is involved: callers that want one pass
+	// "/bin/sh" with Args {"-c", script}.
+	Path string
+	// Args are the arguments after the command, argv[1:].
+	Args []string
+	// Env is the child's whole environment; nil means this process's
+	// (os.Environ()), as in os/exec.
+	Env []string
+	// Dir is the child's working directory; "" means ours.
+	Dir string
+	// Stdin, Stdout and Stderr become the child's descriptors 0, 1 and 2
+	// as they are, with no pipe or copying goroutine in between, so a child
+	// that writes a lot is never held up by us. nil means /dev/null. As in
+	// os/exec, the files are put in blocking mode (os.File.Fd).
+	//
+	// The child's process group is not the terminal's foreground group: a
+	// child reading a terminal on Stdin is stopped by SIGTTIN, and the
+	// terminal's Ctrl-C reaches this process only, which forwards it with
+	// Signal.
+	Stdin, Stdout, Stderr *os.File
+	// NoGuardian skips the guardian process. Without it the direct child
+	// still dies with this process (Pdeathsig), but its own children
+	// survive a SIGKILL of this process. It exists to measure the
+	// guardian's cost; leave it false in production. The guardian is also
+	// skipped, silently, when /bin/sh does not exist.
+	NoGuardian bool
+}
+
+// Child is a started child and its process group. It is the only handle on
+// them: nothing else may reap the child. Its methods are safe for
+// concurrent use.
+type Child struct {
+	pid   int       // the direct child; also the process group ID
+	guard *guardian // nil without a guardian
+
+	exited    chan struct{} // closed when the direct child has been reaped
+	groupDone chan struct{} // closed when the group is empty
+	finished  chan struct{} // closed when the guardian is reaped too
+
+	mu         sync.Mutex
+	status     Status
+	leaderGone bool        // the direct child has been reaped
+	empty      bool        // the group is empty: never signal its ID again
+	killing    bool        // SIGKILL requested: re-sent on every poll
+	killAt     time.Time   // when killTimer fires
+	killTimer  *time.Timer // pending SIGKILL from StopAt
+}
+
+// Start starts the child described by spec and returns once it is running
+// (after a successful execve).
+//
+// A command that cannot be found or executed is reported as a *StartError
+// (errors.Is ErrNotFound or ErrNotExecutable); other failures are plain
+// wrapped errors.
+//
+// Start makes the calling process a child subreaper
+// (PR_SET_CHILD_SUBREAPER). That is a process-wide attribute and it stays
+// set: every orphaned descendant of this process is reparented to it from
+// then on. Orphans that left the child's group (setsid, setpgid) are not
+// reaped here and stay zombies until this process exits.
+//
+// The child's group is protected by the guardian from the moment Start
+// returns. The only unprotected window is between the child's execve and
+// the single write(2) that tells the already running guardian the child's
+// group ID, a few microseconds in which a SIGKILL of this process would
+// still kill the child (Pdeathsig) but not a grandchild it had managed to
+// fork in that time.
+func Start(spec Spec) (*Child, error) {
+	if spec.Path == "" {
+		return nil, errors.New("start: empty command")
+	}
+	env := spec.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	path, err := lookPath(spec.Path, spec.Dir, env)
+	if err != nil {
+		return nil, err
+	}
+	if spec.Dir != "" {
+		// execve and chdir failures come back from the child as bare
+		// errnos; check the directory first so ENOENT means the command.
+		if fi, err := os.Stat(spec.Dir); err != nil {
+			return nil, fmt.Errorf("start %s: working directory: %w", spec.Path, err)
+		} else if !fi.IsDir() {
+			return nil, fmt.Errorf("start %s: working directory %s: not a directory", spec.Path, spec.Dir)
+		}
+	}
+
+	var devnull *os.File
+	if spec.Stdin == nil || spec.Stdout == nil || spec.Stderr == nil || !spec.NoGuardian {
+		devnull, err = os.OpenFile(os.DevNull, os.O_RDWR, 0)
+		if err != nil {
+			return nil, fmt.Errorf("start %s: %w", spec.Path, err)
+		}
+		defer devnull.Close()
+	}
+	fd := func(f *os.File) uintptr {
+		if f == nil {
+			return devnull.Fd()
+		}
+		return f.Fd()
+	}
+	attr := &syscall.ProcAttr{
+		Dir:   spec.Dir,
+		Env:   env,
+		Files: []uintptr{fd(spec.Stdin), fd(spec.Stdout), fd(spec.Stderr)},
+		Sys: &syscall.SysProcAttr{
+			Setpgid:   true,
+			Pdeathsig: syscall.SIGKILL,
+		},
+	}
+
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return nil, fmt.Errorf("start %s: become child subreaper: %w", spec.Path, err)
+	}
+
+	c := &Child{
+		exited:    make(chan struct{}),
+		groupDone: make(chan struct{}),
+		finished:  make(chan struct{}),
+	}
+	if !spec.NoGuardian {
+		c.guard, err = startGuardian(devnull)
+		if err != nil {
+			return nil, fmt.Errorf("start %s: %w", spec.Path, err)
+		}
+	}
+
+	argv := append([]string{spec.Path}, spec.Args...)
+	started := make(chan error, 1)
+	go c.supervise(path, argv, attr, started)
+	err = <-started
+	runtime.KeepAlive(spec.Stdin)
+	runtime.KeepAlive(spec.Stdout)
+	runtime.KeepAlive(spec.Stderr)
+	switch {
+	case err == nil:
+		return c, nil
+	case c.pid == 0: // the child never ran
+		if c.guard != nil {
+			c.guard.abandon()
+		}
+		return nil, startError(spec.Path, path, spec.Dir, err)
+	default: // the child ran but could not be protected; it is being killed
+		<-c.finished
+		return nil, fmt.Errorf("start %s: %w", spec.Path, err)
+	}
+}
+
+// supervise forks the child and then reaps it and its group; it is the only
+// place that waits for them. It runs on a locked OS thread until the direct
+// child is reaped, because Pdeathsig fires when the forking thread exits.
+func (c *Child) supervise(path string, argv []string, attr *syscall.ProcAttr, started chan<- error) {
+	runtime.LockOSThread()
+	pid, err := syscall.ForkExec(path, argv, attr)
+	if err != nil {
+		runtime.UnlockOSThread()
+		started <- err
+		return
+	}
+	c.pid = pid
+	var armErr error
+	if c.guard != nil {
+		if armErr = c.guard.arm(pid); armErr != nil {
+			c.Kill() // unprotected: do not let it run
+		}
+	}
+	started <- armErr
+
+	c.waitLeader()
+	runtime.UnlockOSThread()
+
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	for !c.checkEmpty() {
+		<-tick.C
+	}
+
+	// Stand down before announcing: once GroupDone is closed the caller may
+	// release the claim and exit, and an armed guardian would then kill a
+	// group ID that could by then belong to someone else.
+	if c.guard != nil {
+		c.guard.standDown()
+	}
+	close(c.groupDone)
+	if c.guard != nil {
+		c.guard.reap()
+	}
+	close(c.finished)
+}
+
+// waitLeader sleeps until the direct child exits, reaping any orphaned
+// group members that exit meanwhile. It peeks with WNOWAIT and reaps under
+// the lock, so that a process ID is never freed while Signal might still
+// send to it.
+func (c *Child) waitLeader() {
+	idType := unix.P_PGID
+	for {
+		var info unix.Siginfo
+		err := unix.Waitid(idType, c.pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err == syscall.EINTR {
+			continue
+		}
+		c.mu.Lock()
+		c.reapLocked()
+		if err != nil && !c.leaderGone {
+			if idType == unix.P_PGID {
+				// No child of ours is left in the group, yet the direct
+				// child has not exited: it moved to another group. Wait
+				// for it alone.
+				idType = unix.P_PID
+			} else {
+				// Someone else reaped our child (ECHILD): its status is
+				// lost.
+				c.setExitedLocked(Status{Code: -1})
+			}
+		}
+		done := c.leaderGone
+		c.mu.Unlock()
+		if done {
+			return
+		}
+	}
+}
+
+// reapLocked reaps every member of the group that is our child and has
+// exited, and the direct child even if it left the group, recording its
+// status when it comes up.
+func (c *Child) reapLocked() {
+	for {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(-c.pid, &ws, syscall.WNOHANG, nil)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil || pid <= 0 {
+			break
+		}
+		if pid == c.pid {
+			c.setExitedLocked(statusOf(ws))
+		}
+	}
+	if !c.leaderGone {
+		var ws syscall.WaitStatus
+		if pid, _ := syscall.Wait4(c.pid, &ws, syscall.WNOHANG, nil); pid == c.pid {
+			c.setExitedLocked(statusOf(ws))
+		}
+	}
+}
+
+func (c *Child) setExitedLocked(s Status) {
+	c.status = s
+	c.leaderGone = true
+	close(c.exited)
+}
+
+// checkEmpty reaps what it can and reports whether the group is empty.
+// Until it is, a requested SIGKILL is repeated, which also catches a member
+// that was mid-fork when the first one was sent.
+func (c *Child) checkEmpty() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reapLocked()
+	// EPERM means members exist that we may not signal: not empty.
+	if err := syscall.Kill(-c.pid, 0); err == syscall.ESRCH {
+		c.empty = true
+		if c.killTimer != nil {
+			c.killTimer.Stop()
+		}
+		return true
+	}
+	if c.killing {
+		_ = syscall.Kill(-c.pid, syscall.SIGKILL)
+	}
+	return false
+}
+
+// Pid returns the direct child's process ID, which is also its process
+// group ID.
+func (c *Child) Pid() int {
+	return c.pid
+}
+
+// Signal sends sig to the whole process group, so that grandchildren get
+// it too (the way a terminal signals a foreground job). A group that has
+// already gone is not an error; once GroupDone is closed Signal does
+// nothing, as the group ID may be reused.
+func (c *Child) Signal(sig syscall.Signal) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.empty {
+		return nil
+	}
+	return c.signalLocked(sig)
+}
+
+func (c *Child) signalLocked(sig syscall.Signal) error {
+	err := syscall.Kill(-c.pid, sig)
+	if err == nil || err == syscall.ESRCH {
+		return nil
+	}
+	return fmt.Errorf("signal process group %d with %s: %w", c.pid, signalName(sig), err)
+}
+
+// Exited is closed when the direct child has exited and been reaped; Status
+// is valid from then on. Other members of its group may still be running:
+// see GroupDone.
+func (c *Child) Exited() <-chan struct{} {
+	return c.exited
+}
+
+// GroupDone is closed when the direct child has exited and nothing is left
+// in its process group, not even a zombie. Only then may the claim be
+// released. Emptiness is polled every 10ms after the direct child exits.
+func (c *Child) GroupDone() <-chan struct{} {
+	return c.groupDone
+}
+
+// Status is how the direct child ended. It is the zero Status until
+// Exited is closed.
+func (c *Child) Status() Status {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.status
+}
+
+// Stop asks the whole group to end: SIGTERM now, SIGKILL once grace has
+// passed if the group is not empty by then. See StopAt.
+func (c *Child) Stop(grace time.Duration) {
+	c.StopAt(time.Now().Add(grace))
+}
+
+// StopAt asks the whole group to end: SIGTERM (followed by SIGCONT, so that
+// stopped members can act on it) now, and SIGKILL at killAt if the group is
+// not empty by then; a killAt that has passed means SIGKILL now. It is what
+// the caller uses when the claim is lost or a time limit hits, with killAt
+// taken from its own deadline, and also when the direct child has exited
+// but left other processes in its group.
+//
+// StopAt does not block: wait for GroupDone. Calling it again sends SIGTERM
+// again and can only bring the SIGKILL earlier. Delivery errors are not
+// reported: the only possible one is EPERM, for members that changed
+// credentials, which no signal of ours can reach anyway.
+func (c *Child) StopAt(killAt time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.empty {
+		return
+	}
+	wait := time.Until(killAt)
+	if wait <= 0 {
+		c.killLocked()
+		return
+	}
+	_ = c.signalLocked(syscall.SIGTERM)
+	_ = c.signalLocked(syscall.SIGCONT)
+	if c.killTimer == nil || killAt.Before(c.killAt) {
+		if c.killTimer != nil {
+			c.killTimer.Stop()
+		}
+		c.killAt = killAt
+		c.killTimer = time.AfterFunc(wait, c.Kill)
+	}
+}
+
+// Kill sends SIGKILL to the whole group now, and again on every poll until
+// the group is empty. It does not block: wait for GroupDone.
+func (c *Child) Kill() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.empty {
+		return
+	}
+	c.killLocked()
+}
+
+func (c *Child) killLocked() {
+	c.killing = true
+	_ = c.signalLocked(syscall.SIGKILL)
+}
+
+// Wait blocks until the group is empty and the guardian has stood down and
+// been reaped, then returns the direct child's status. It ends nothing by
+// itself: to end the group, call Stop or Kill first.
+func (c *Child) Wait() Status {
+	<-c.finished
+	return c.Status()
+}
+
+// Close makes sure nothing is left: if the group is not empty yet it is
+// SIGKILLed, then Close waits until it is empty and the guardian has been
+// reaped. It is meant for defer, as a safety net behind Stop and Wait, and
+// may be called any number of times.
+func (c *Child) Close() {
+	select {
+	case <-c.groupDone:
+	default:
+		c.Kill()
+	}
+	<-c.finished
+}
