@@ -1,0 +1,151 @@
+package cmd
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/claimctl/claimctl/pkg/claim"
+)
+
+// AcquireOptions are the inputs of `claimctl acquire`.
+type AcquireOptions struct {
+	f       *Factory
+	cmd     *cobra.Command
+	Name    string
+	Output  string
+	Acquire acquireFlags
+}
+
+// NewCmdAcquire builds `claimctl acquire`. runF replaces the run function in
+// tests of flag parsing.
+func NewCmdAcquire(f *Factory, runF func(*AcquireOptions) error) *cobra.Command {
+	opts := &AcquireOptions{f: f}
+	cmd := &cobra.Command{
+		Use:   "acquire NAME",
+		Short: "Take a claim and print a token for a later renew or release",
+		Long: `Take claim NAME and print a token on stdout, so that a later, separate process
+(another CI job, an ExecStopPost) can renew or release it:
+
+  TOKEN=$(claimctl acquire --ttl 10m deploy) && ... && claimctl release "$TOKEN"
+
+By default acquire waits in line (FIFO) until the claim is free; -n fails at
+once when it is busy and -w bounds the wait. The claim lasts --ttl unless
+renewed. The token is printed only after the hold is verified.`,
+		Example: `  claimctl acquire deploy
+  claimctl acquire -n -E 0 nightly-report
+  eval "$(claimctl acquire -o env --ttl 30m deploy)"`,
+		Args: exactArgs(1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.cmd, opts.Name = cmd, args[0]
+			if runF != nil {
+				return runF(opts)
+			}
+			return acquireRun(opts)
+		},
+	}
+	opts.Acquire.register(cmd)
+	cmd.Flags().StringVarP(&opts.Output, "output", "o", "text", "output: text (the token alone), json, or env (shell assignments)")
+	return cmd
+}
+
+func acquireRun(opts *AcquireOptions) error {
+	f := opts.f
+	if err := checkOutput(opts.Output, "text", "json", "env"); err != nil {
+		return err
+	}
+	cfg, err := f.Config(opts.cmd)
+	if err != nil {
+		return err
+	}
+	if err := opts.Acquire.validate(opts.cmd, opts.Name, cfg.TTL); err != nil {
+		return err
+	}
+	c, closeEtcd, err := f.Claims(opts.cmd)
+	if err != nil {
+		return err
+	}
+	defer closeEtcd()
+
+	ctx, stop := signalContext(opts.cmd.Context())
+	defer stop()
+	wctx, cancel := opts.Acquire.waitContext(ctx)
+	defer cancel()
+	hold, err := c.Acquire(wctx, claim.AcquireOptions{
+		Name:        opts.Name,
+		TTL:         cfg.TTL,
+		Limit:       opts.Acquire.Limit,
+		NonBlocking: opts.Acquire.NonBlock,
+		Holder:      opts.Acquire.holder(),
+		Progress:    newWaitReporter(f, opts.Name).report,
+	})
+	if err != nil {
+		return opts.Acquire.conflict(err)
+	}
+
+	// A closed stdout must not kill claimctl with SIGPIPE before it can
+	// revoke the lease: with SIGPIPE caught, the write returns EPIPE.
+	pipe := make(chan os.Signal, 1)
+	signal.Notify(pipe, syscall.SIGPIPE)
+	defer signal.Stop(pipe)
+	if err := printHold(f, opts.Output, hold); err != nil {
+		if rerr := hold.Release(); rerr != nil {
+			return fmt.Errorf("could not print the token (%v), and releasing the claim failed too: %v", err, rerr)
+		}
+		return fmt.Errorf("could not print the token: %v; the claim was released", err)
+	}
+	if f.IO.IsStderrTTY() && !f.Quiet && opts.Output == "text" {
+		fmt.Fprintf(f.IO.ErrOut, "claimctl: acquired %s (fencing token %d, TTL %v)\n", hold.Name, hold.Revision, hold.TTL)
+	}
+	return nil
+}
+
+// holdJSON is the -o json form of a hold (docs: README "JSON output").
+type holdJSON struct {
+	Name         string    `json:"name"`
+	Token        string    `json:"token"`
+	FencingToken int64     `json:"fencing_token"`
+	LeaseID      string    `json:"lease_id"`
+	Key          string    `json:"key"`
+	TTLSeconds   int64     `json:"ttl_seconds"`
+	Limit        int       `json:"limit"`
+	Owner        string    `json:"owner"`
+	AcquiredAt   time.Time `json:"acquired_at"`
+}
+
+func printHold(f *Factory, output string, h *claim.Hold) error {
+	acquired := h.Holder.QueuedAt
+	if h.Holder.AcquiredAt != nil {
+		acquired = *h.Holder.AcquiredAt
+	}
+	switch output {
+	case "json":
+		return writeJSON(f.IO.Out, holdJSON{
+			Name: h.Name, Token: h.Token().String(), FencingToken: h.Revision,
+			LeaseID: fmt.Sprintf("%x", h.Lease), Key: h.Key, TTLSeconds: int64(h.TTL / time.Second),
+			Limit: h.Limit, Owner: h.Holder.Owner, AcquiredAt: acquired,
+		})
+	case "env":
+		return writeEnv(f.IO.Out, holdEnv(h))
+	default:
+		_, err := fmt.Fprintln(f.IO.Out, h.Token().String())
+		return err
+	}
+}
+
+// holdEnv is the set of variables describing a hold, shared by -o env and
+// the environment of run's child.
+func holdEnv(h *claim.Hold) [][2]string {
+	return [][2]string{
+		{"CLAIMCTL_NAME", h.Name},
+		{"CLAIMCTL_TOKEN", h.Token().String()},
+		{"CLAIMCTL_FENCING_TOKEN", fmt.Sprint(h.Revision)},
+		{"CLAIMCTL_LEASE_ID", fmt.Sprintf("%x", h.Lease)},
+		{"CLAIMCTL_KEY", h.Key},
+		{"CLAIMCTL_TTL", fmt.Sprint(int64(h.TTL / time.Second))},
+	}
+}

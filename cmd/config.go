@@ -1,0 +1,294 @@
+package cmd
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// Config is claimctl's configuration after flags, environment, config file
+// and defaults have been merged. It is the only place Viper's values are read
+// into; the rest of cmd/ uses this struct.
+type Config struct {
+	Endpoints      []string
+	Prefix         string
+	DialTimeout    time.Duration
+	CommandTimeout time.Duration
+	CACert         string
+	Cert           string
+	Key            string
+	InsecureSkip   bool
+	User           string
+	Password       string
+	PasswordFile   string
+	TTL            time.Duration
+	Color          string
+
+	// File is the config file that was read, or "".
+	File string
+	// Sources says where each setting came from: "flag", "env CLAIMCTL_X",
+	// "env ETCDCTL_X", "file PATH", or "default".
+	Sources map[string]string
+}
+
+// setting describes one configuration key: its flag and config-file name, its
+// default, and the etcdctl environment variable that is honoured as a
+// fallback.
+type setting struct {
+	key     string
+	def     any
+	etcdctl string
+}
+
+// settings is the table of configuration keys. Config file keys, flag names
+// and CLAIMCTL_* variables all derive from key.
+var settings = []setting{
+	{"endpoints", []string{"127.0.0.1:2379"}, "ETCDCTL_ENDPOINTS"},
+	{"prefix", "claimctl/", ""},
+	{"dial-timeout", 2 * time.Second, "ETCDCTL_DIAL_TIMEOUT"},
+	{"command-timeout", 5 * time.Second, "ETCDCTL_COMMAND_TIMEOUT"},
+	{"cacert", "", "ETCDCTL_CACERT"},
+	{"cert", "", "ETCDCTL_CERT"},
+	{"key", "", "ETCDCTL_KEY"},
+	{"insecure-skip-tls-verify", false, "ETCDCTL_INSECURE_SKIP_TLS_VERIFY"},
+	{"user", "", "ETCDCTL_USER"},
+	{"password", "", "ETCDCTL_PASSWORD"},
+	{"password-file", "", ""},
+	{"ttl", 60 * time.Second, ""},
+	{"color", "auto", ""},
+}
+
+// envName returns the CLAIMCTL_* variable for a key.
+func envName(key string) string {
+	return "CLAIMCTL_" + strings.ToUpper(strings.ReplaceAll(key, "-", "_"))
+}
+
+// loadConfig merges, in order of precedence: flags that were set, CLAIMCTL_*
+// variables, the config file, ETCDCTL_* variables, defaults. Errors in the
+// config file or in a value's type are configuration errors (exit 78).
+func loadConfig(flags *pflag.FlagSet, configPath string, getenv func(string) string) (*Config, error) {
+	v := viper.New()
+	cfg := &Config{Sources: map[string]string{}}
+
+	path, explicit := configPath, configPath != ""
+	if path == "" {
+		if p := getenv("CLAIMCTL_CONFIG"); p != "" {
+			path, explicit = p, true
+		}
+	}
+	if path == "" {
+		path = findConfigFile(getenv)
+	}
+	fileKeys := map[string]bool{}
+	if path != "" {
+		if err := readConfigFile(v, path); err != nil {
+			if explicit || !errors.Is(err, fs.ErrNotExist) {
+				return nil, err
+			}
+		} else {
+			cfg.File = path
+			for _, k := range v.AllKeys() {
+				fileKeys[k] = true
+			}
+			if err := checkKeys(path, v.AllKeys()); err != nil {
+				return nil, err
+			}
+		}
+	}
+
+	for _, s := range settings {
+		v.SetDefault(s.key, s.def)
+		cfg.Sources[s.key] = "default"
+		if s.etcdctl != "" {
+			if val := getenv(s.etcdctl); val != "" && !fileKeys[s.key] {
+				v.SetDefault(s.key, val)
+				cfg.Sources[s.key] = "env " + s.etcdctl
+			}
+		}
+		if fileKeys[s.key] {
+			cfg.Sources[s.key] = "file " + path
+		}
+		if val := getenv(envName(s.key)); val != "" {
+			v.Set(s.key, val)
+			cfg.Sources[s.key] = "env " + envName(s.key)
+		}
+		if f := flags.Lookup(s.key); f != nil && f.Changed {
+			v.Set(s.key, flagValue(f))
+			cfg.Sources[s.key] = "flag --" + s.key
+		}
+	}
+
+	var err error
+	get := func(key string) string { return cfg.Sources[key] }
+	if cfg.Endpoints, err = stringList(v.Get("endpoints")); err != nil || len(cfg.Endpoints) == 0 {
+		return nil, configError(fmt.Errorf("endpoints (from %s): want a list of host:port or URLs, e.g. 127.0.0.1:2379", get("endpoints")))
+	}
+	cfg.Prefix = v.GetString("prefix")
+	for key, dst := range map[string]*time.Duration{"dial-timeout": &cfg.DialTimeout, "command-timeout": &cfg.CommandTimeout, "ttl": &cfg.TTL} {
+		if *dst, err = duration(v.Get(key)); err != nil {
+			return nil, valueError(key, get(key), err)
+		}
+	}
+	cfg.CACert, cfg.Cert, cfg.Key = v.GetString("cacert"), v.GetString("cert"), v.GetString("key")
+	if cfg.InsecureSkip, err = boolean(v.Get("insecure-skip-tls-verify")); err != nil {
+		return nil, valueError("insecure-skip-tls-verify", get("insecure-skip-tls-verify"), err)
+	}
+	cfg.User, cfg.Password, cfg.PasswordFile = v.GetString("user"), v.GetString("password"), v.GetString("password-file")
+	cfg.Color = v.GetString("color")
+	if err := cfg.resolvePassword(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func flagValue(f *pflag.Flag) any {
+	if sv, ok := f.Value.(pflag.SliceValue); ok {
+		return sv.GetSlice()
+	}
+	return f.Value.String()
+}
+
+func valueError(key, source string, err error) error {
+	if strings.HasPrefix(source, "flag") {
+		return usageError("invalid --%s: %v", key, err)
+	}
+	return configError(fmt.Errorf("invalid %s (from %s): %v", key, source, err))
+}
+
+// findConfigFile returns the first existing default config file, or "".
+func findConfigFile(getenv func(string) string) string {
+	var candidates []string
+	if x := getenv("XDG_CONFIG_HOME"); x != "" {
+		candidates = append(candidates, filepath.Join(x, "claimctl", "config.yaml"))
+	} else if h := getenv("HOME"); h != "" {
+		candidates = append(candidates, filepath.Join(h, ".config", "claimctl", "config.yaml"))
+	}
+	candidates = append(candidates, "/etc/claimctl/config.yaml")
+	for _, c := range candidates {
+		if _, err := os.Stat(c); err == nil {
+			return c
+		}
+	}
+	return ""
+}
+
+func readConfigFile(v *viper.Viper, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return configError(fmt.Errorf("config file %s: %w; create it or drop --config/CLAIMCTL_CONFIG", path, fs.ErrNotExist))
+		}
+		return configError(fmt.Errorf("config file %s: %v", path, err))
+	}
+	defer f.Close()
+	v.SetConfigType("yaml")
+	if err := v.ReadConfig(f); err != nil {
+		msg := strings.ReplaceAll(err.Error(), "\n", " ")
+		return configError(fmt.Errorf("config file %s is not valid YAML: %s", path, msg))
+	}
+	return nil
+}
+
+// checkKeys refuses unknown keys: a misspelt key would otherwise be ignored
+// and claimctl would silently use a default.
+func checkKeys(path string, keys []string) error {
+	known := make([]string, 0, len(settings))
+	for _, s := range settings {
+		known = append(known, s.key)
+	}
+	for _, k := range keys {
+		if !slices.Contains(known, k) {
+			return configError(fmt.Errorf("config file %s: unknown key %q; known keys: %s", path, k, strings.Join(known, ", ")))
+		}
+	}
+	return nil
+}
+
+func stringList(v any) ([]string, error) {
+	var raw []string
+	switch x := v.(type) {
+	case string:
+		raw = strings.Split(x, ",")
+	case []string:
+		raw = x
+	case []any:
+		for _, e := range x {
+			s, ok := e.(string)
+			if !ok {
+				return nil, fmt.Errorf("list item %v is not a string", e)
+			}
+			raw = append(raw, s)
+		}
+	default:
+		return nil, fmt.Errorf("want a list of strings, got %T", v)
+	}
+	var out []string
+	for _, s := range raw {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+func duration(v any) (time.Duration, error) {
+	switch x := v.(type) {
+	case time.Duration:
+		return x, nil
+	case string:
+		d, err := time.ParseDuration(strings.TrimSpace(x))
+		if err != nil {
+			return 0, fmt.Errorf("%q is not a duration; use a number with a unit, e.g. 5s or 2m", x)
+		}
+		if d <= 0 {
+			return 0, fmt.Errorf("%q must be positive", x)
+		}
+		return d, nil
+	}
+	return 0, fmt.Errorf("%v is not a duration; write it as a string with a unit, e.g. \"5s\"", v)
+}
+
+func boolean(v any) (bool, error) {
+	switch x := v.(type) {
+	case bool:
+		return x, nil
+	case string:
+		b, err := strconv.ParseBool(x)
+		if err != nil {
+			return false, fmt.Errorf("%q is not true or false", x)
+		}
+		return b, nil
+	}
+	return false, fmt.Errorf("%v is not true or false", v)
+}
+
+// resolvePassword applies etcdctl's user:password form and --password-file,
+// so that the password need not appear in a process list.
+func (c *Config) resolvePassword() error {
+	if user, pass, ok := strings.Cut(c.User, ":"); ok {
+		c.User = user
+		if c.Password == "" {
+			c.Password = pass
+		}
+	}
+	if c.PasswordFile != "" && c.Password == "" {
+		b, err := os.ReadFile(c.PasswordFile)
+		if err != nil {
+			return configError(fmt.Errorf("password file: %v", err))
+		}
+		c.Password = strings.TrimRight(string(b), "\r\n")
+	}
+	if c.Password != "" && c.User == "" {
+		return configError(errors.New("a password is set but no user; set --user (or CLAIMCTL_USER)"))
+	}
+	return nil
+}

@@ -1,0 +1,79 @@
+package cmd
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// checkOutput validates -o against the modes a command supports.
+func checkOutput(output string, modes ...string) error {
+	if !slices.Contains(modes, output) {
+		return usageError("invalid --output %q: use %s", output, strings.Join(modes, ", "))
+	}
+	return nil
+}
+
+// writeJSON writes v as indented JSON followed by a newline.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// writeEnv writes NAME=value lines for `eval`, quoting values only when the
+// shell needs it, so that the output also works in $GITHUB_ENV files.
+func writeEnv(w io.Writer, vars [][2]string) error {
+	var b strings.Builder
+	for _, kv := range vars {
+		fmt.Fprintf(&b, "%s=%s\n", kv[0], shellQuote(kv[1]))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func shellQuote(s string) string {
+	safe := s != ""
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-/:@%+=,", r)) {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// exactArgs is cobra.ExactArgs with a message that names the missing
+// arguments.
+func exactArgs(n int, names string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return &flagError{fmt.Errorf("%s takes %s (got %d argument%s)", cmd.Name(), names, len(args), plural(len(args)))}
+		}
+		return nil
+	}
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// ago formats how long ago t was, for humans.
+func ago(t time.Time, now time.Time) string {
+	d := now.Sub(t).Round(time.Second)
+	if d < 0 {
+		d = 0
+	}
+	return d.String() + " ago"
+}

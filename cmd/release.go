@@ -1,0 +1,143 @@
+package cmd
+
+import (
+	"fmt"
+	"os"
+	"os/user"
+
+	"github.com/spf13/cobra"
+
+	"github.com/claimctl/claimctl/pkg/claim"
+)
+
+// ReleaseOptions are the inputs of `claimctl release`.
+type ReleaseOptions struct {
+	f      *Factory
+	cmd    *cobra.Command
+	Arg    string
+	Force  bool
+	Output string
+}
+
+// NewCmdRelease builds `claimctl release`.
+func NewCmdRelease(f *Factory, runF func(*ReleaseOptions) error) *cobra.Command {
+	opts := &ReleaseOptions{f: f}
+	cmd := &cobra.Command{
+		Use:   "release TOKEN | release --force NAME",
+		Short: "Give back a claim taken with acquire (or remove its holder with --force)",
+		Long: `Release the hold that TOKEN names, and only that hold. A stale, repeated or
+foreign token removes nothing and fails with exit code 76 ("not held"), so a
+retried release can never remove a later holder.
+
+With --force NAME, an administrator removes the current holder(s) of NAME,
+whoever they are. What was removed, and by whom, is printed; a holder running
+under 'claimctl run' stops its child and reports who forced the release.
+
+TOKEN defaults to $CLAIMCTL_TOKEN.`,
+		Example: `  claimctl release "$TOKEN"
+  trap 'claimctl release "$TOKEN"' EXIT
+  claimctl release --force deploy`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.cmd = cmd
+			if opts.Force {
+				if len(args) != 1 {
+					return &flagError{fmt.Errorf("release --force takes the claim NAME")}
+				}
+				opts.Arg = args[0]
+			} else {
+				opts.Arg = tokenArg(f, args)
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return releaseRun(opts)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.Force, "force", false, "remove the current holder(s) of NAME, whoever they are")
+	cmd.Flags().StringVarP(&opts.Output, "output", "o", "text", "output: text or json")
+	return cmd
+}
+
+func releaseRun(opts *ReleaseOptions) error {
+	f := opts.f
+	if err := checkOutput(opts.Output, "text", "json"); err != nil {
+		return err
+	}
+	if opts.Force {
+		return forceReleaseRun(opts)
+	}
+	tok, err := parseTokenArg(opts.Arg)
+	if err != nil {
+		return err
+	}
+	c, closeEtcd, err := f.Claims(opts.cmd)
+	if err != nil {
+		return err
+	}
+	defer closeEtcd()
+	if err := c.Release(opts.cmd.Context(), tok); err != nil {
+		return err
+	}
+	if opts.Output == "json" {
+		return writeJSON(f.IO.Out, struct {
+			Name         string `json:"name"`
+			FencingToken int64  `json:"fencing_token"`
+			Released     bool   `json:"released"`
+		}{tok.Name, tok.Revision, true})
+	}
+	if f.IO.IsStderrTTY() && !f.Quiet {
+		fmt.Fprintf(f.IO.ErrOut, "claimctl: released %s (fencing token %d)\n", tok.Name, tok.Revision)
+	}
+	return nil
+}
+
+func forceReleaseRun(opts *ReleaseOptions) error {
+	f := opts.f
+	if err := claim.ValidateName(opts.Arg); err != nil {
+		return err
+	}
+	c, closeEtcd, err := f.Claims(opts.cmd)
+	if err != nil {
+		return err
+	}
+	defer closeEtcd()
+	by := adminName()
+	removed, err := c.ForceRelease(opts.cmd.Context(), opts.Arg, by)
+	if err != nil {
+		return err
+	}
+	if opts.Output == "json" {
+		out := struct {
+			Name     string      `json:"name"`
+			ForcedBy string      `json:"forced_by"`
+			Removed  []entryJSON `json:"removed"`
+		}{opts.Arg, by, []entryJSON{}}
+		for _, e := range removed {
+			out.Removed = append(out.Removed, newEntryJSON(e, -1))
+		}
+		if err := writeJSON(f.IO.Out, out); err != nil {
+			return err
+		}
+	}
+	// Forcing is an administrative act: say what was done even with -q.
+	if len(removed) == 0 {
+		fmt.Fprintf(f.IO.ErrOut, "claimctl: %s had no holder; nothing was removed\n", opts.Arg)
+		return nil
+	}
+	for _, e := range removed {
+		fmt.Fprintf(f.IO.ErrOut, "claimctl: forced release of %s by %s: removed holder %s (fencing token %d, lease %x)\n",
+			opts.Arg, by, e.OwnerString(), e.CreateRevision, e.Lease)
+	}
+	return nil
+}
+
+// adminName says who forced a release: USER@HOST.
+func adminName() string {
+	host, _ := os.Hostname()
+	name := os.Getenv("USER")
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	return name + "@" + host
+}

@@ -1,0 +1,159 @@
+// Package cmd is claimctl's command line: Cobra commands, one file per verb,
+// each an options struct and a plain run function. The claim protocol lives
+// in pkg/claim and the child supervisor in pkg/supervise.
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/fatih/color"
+	"github.com/spf13/cobra"
+
+	"github.com/claimctl/claimctl/pkg/iostreams"
+)
+
+// BuildInfo is stamped into the binary at release time.
+type BuildInfo struct {
+	Version string
+	Commit  string
+	Date    string
+}
+
+// Main runs claimctl with the process's streams and returns its exit code.
+// Only main calls os.Exit.
+func Main(build BuildInfo, args []string) int {
+	return Run(context.Background(), build, iostreams.System(), os.Getenv, args)
+}
+
+// Run runs claimctl with the given streams and environment and returns the
+// exit code. Every error is printed once, here, as "claimctl: ...".
+func Run(ctx context.Context, build BuildInfo, streams *iostreams.IOStreams, getenv func(string) string, args []string) int {
+	f := &Factory{IO: streams, Build: build, Getenv: getenv}
+	root := NewRootCmd(f)
+	root.SetArgs(args)
+	root.SetIn(streams.In)
+	root.SetOut(streams.Out)
+	root.SetErr(streams.ErrOut)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	var flagErr *flagError
+	if errors.As(err, &flagErr) || isCobraUsageError(err) {
+		fmt.Fprintf(streams.ErrOut, "claimctl: %v\nRun 'claimctl --help' for usage.\n", err)
+		return ExitUsage
+	}
+	if !isQuiet(err) {
+		prefix := iostreams.Paint(streams.ColorErr(), "claimctl:", color.FgRed, color.Bold)
+		fmt.Fprintf(streams.ErrOut, "%s %s\n", prefix, err)
+	}
+	return exitCode(err)
+}
+
+// flagError marks errors from flag parsing, which are reported with a hint
+// to --help.
+type flagError struct{ err error }
+
+func (e *flagError) Error() string { return e.err.Error() }
+func (e *flagError) Unwrap() error { return e.err }
+
+// isCobraUsageError recognises the argument errors Cobra itself produces
+// (unknown command, wrong number of arguments).
+func isCobraUsageError(err error) bool {
+	msg := err.Error()
+	for _, s := range []string{"unknown command", "accepts ", "requires at least", "requires at most", "received ", "invalid argument"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// NewRootCmd builds the command tree.
+func NewRootCmd(f *Factory) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "claimctl",
+		Short: "Scripted locking (claims) on etcd for cron jobs, CI pipelines and shell scripts",
+		Long: `claimctl takes, holds and releases named claims (locks and semaphores) on etcd.
+
+  claimctl run NAME -- CMD ARGS   hold NAME exactly while CMD runs
+  TOKEN=$(claimctl acquire NAME)  take NAME and hand it to a later process
+  claimctl renew TOKEN            keep it alive
+  claimctl release TOKEN          give it back
+
+Every holder gets a fencing token: the holder key's etcd create revision,
+strictly increasing for each claim. See README.md for the exit codes.`,
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		Version:           f.Build.Version,
+		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: false},
+	}
+	root.SetVersionTemplate(versionText(f.Build) + "\n")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &flagError{err} })
+
+	pf := root.PersistentFlags()
+	pf.StringVar(&f.ConfigPath, "config", "", "config file (default $CLAIMCTL_CONFIG, $XDG_CONFIG_HOME/claimctl/config.yaml, /etc/claimctl/config.yaml)")
+	pf.StringSlice("endpoints", []string{"127.0.0.1:2379"}, "etcd endpoints, comma-separated")
+	pf.String("prefix", "claimctl/", "key prefix claims live under (must end in '/')")
+	pf.Duration("dial-timeout", 0, "timeout for connecting to etcd (default 2s)")
+	pf.Duration("command-timeout", 0, "timeout for each etcd request (default 5s)")
+	pf.String("cacert", "", "verify etcd's certificate with this CA bundle")
+	pf.String("cert", "", "client TLS certificate file")
+	pf.String("key", "", "client TLS key file")
+	pf.Bool("insecure-skip-tls-verify", false, "skip verification of etcd's certificate (insecure)")
+	pf.String("user", "", "etcd user, as NAME or NAME:PASSWORD")
+	pf.String("password", "", "etcd password (prefer --password-file or CLAIMCTL_PASSWORD)")
+	pf.String("password-file", "", "read the etcd password from this file")
+	pf.String("color", "auto", "colour: auto, always or never")
+	pf.BoolVarP(&f.Quiet, "quiet", "q", false, "no messages on stderr except errors")
+
+	root.AddCommand(
+		NewCmdAcquire(f, nil),
+		NewCmdRenew(f, nil),
+		NewCmdRelease(f, nil),
+		NewCmdRun(f, nil),
+		NewCmdStatus(f, nil),
+		NewCmdList(f, nil),
+		NewCmdVersion(f),
+	)
+	return root
+}
+
+// signalContext returns a context cancelled, with a signalError as its
+// cause, when claimctl receives SIGINT, SIGTERM or SIGHUP, so that a waiting
+// command can clean up and exit 128+n.
+func signalContext(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(parent)
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		select {
+		case s := <-ch:
+			cancel(signalError{s.(syscall.Signal)})
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(ch)
+		cancel(context.Canceled)
+	}
+}
+
+// signalName returns "TERM" for SIGTERM and so on.
+func signalName(sig syscall.Signal) string {
+	names := map[syscall.Signal]string{
+		syscall.SIGHUP: "HUP", syscall.SIGINT: "INT", syscall.SIGQUIT: "QUIT", syscall.SIGKILL: "KILL",
+		syscall.SIGTERM: "TERM", syscall.SIGUSR1: "USR1", syscall.SIGUSR2: "USR2", syscall.SIGPIPE: "PIPE",
+		syscall.SIGALRM: "ALRM", syscall.SIGWINCH: "WINCH",
+	}
+	if n, ok := names[sig]; ok {
+		return n
+	}
+	return fmt.Sprintf("%d", int(sig))
+}

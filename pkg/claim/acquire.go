@@ -1,0 +1,198 @@
+package claim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/claimctl/claimctl/pkg/boottime"
+)
+
+// AcquireOptions says which claim to take and how.
+type AcquireOptions struct {
+	Name string
+	// TTL is the lease TTL asked for; etcd may grant more (never less).
+	TTL time.Duration
+	// Limit is the number of holders allowed at once: 1 is a mutex.
+	Limit int
+	// NonBlocking makes Acquire fail with ErrBusy instead of waiting.
+	NonBlocking bool
+	// Holder is the metadata stored with the key; QueuedAt, AcquiredAt,
+	// TTLSeconds and Limit are filled in by Acquire.
+	Holder Holder
+	// Progress, if set, is called from Acquire's goroutine when waiting
+	// starts and whenever the queue ahead changes.
+	Progress func(QueueState)
+}
+
+// QueueState describes a waiting contender's view of the claim.
+type QueueState struct {
+	// Ahead is the number of contenders before this one (holders included).
+	Ahead int
+	// Holders are the current holders, oldest first.
+	Holders []Entry
+	// Limit is the claim's slot limit.
+	Limit int
+}
+
+// Acquire takes claim opts.Name, waiting in FIFO order unless NonBlocking.
+// Waiting ends when ctx ends (ErrWaitTimeout, wrapping the context's error).
+//
+// A Hold is returned only after the hold is verified: the contender's key,
+// with the returned create revision, is among the first Limit keys and the
+// lease was renewed (or granted) after that was seen. On every failure after
+// the lease was granted, the lease is revoked before returning, so neither a
+// key nor a lease is left behind.
+//
+// The lease is not kept alive after Acquire returns; call Hold.Keep for that,
+// or let a later process renew it with the token.
+func (c *Client) Acquire(ctx context.Context, opts AcquireOptions) (*Hold, error) {
+	if err := ValidateName(opts.Name); err != nil {
+		return nil, err
+	}
+	if err := ValidateTTL(opts.TTL); err != nil {
+		return nil, err
+	}
+	if err := ValidateLimit(opts.Limit); err != nil {
+		return nil, err
+	}
+	op := "acquire " + opts.Name
+
+	sent := boottime.Now()
+	rctx, cancel := c.request(ctx)
+	grant, err := c.etcd.Grant(rctx, int64(opts.TTL/time.Second))
+	cancel()
+	if err != nil {
+		return nil, c.waitError(ctx, op, err)
+	}
+	ttl := time.Duration(grant.TTL) * time.Second
+	h := &Hold{
+		c:         c,
+		Name:      opts.Name,
+		Lease:     int64(grant.ID),
+		Key:       c.keys.Key(opts.Name, int64(grant.ID)),
+		TTL:       ttl,
+		Limit:     opts.Limit,
+		ClusterID: grant.ClusterId,
+		keeper:    newKeeper(c.etcd.Lease, grant.ID, ttl, c.timeout, sent),
+	}
+	h.Holder = opts.Holder
+	h.Holder.QueuedAt = time.Now().UTC().Truncate(time.Millisecond)
+	h.Holder.TTLSeconds = grant.TTL
+	h.Holder.Limit = opts.Limit
+
+	if err := c.acquire(ctx, h, opts); err != nil {
+		if rerr := c.revoke(grant.ID); rerr != nil {
+			err = fmt.Errorf("%w (the lease could not be revoked either, so it expires within %v: %v)", err, ttl, rerr)
+		}
+		return nil, err
+	}
+	return h, nil
+}
+
+// waitError turns an error seen while acquiring into the right class: the
+// caller's own deadline or cancellation is a wait timeout, anything else is
+// classified as an etcd error.
+func (c *Client) waitError(ctx context.Context, op string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s: %w", op, errors.Join(ErrWaitTimeout, context.Cause(ctx)))
+	}
+	return c.etcdError(op, err)
+}
+
+func (c *Client) acquire(ctx context.Context, h *Hold, opts AcquireOptions) error {
+	op := "acquire " + opts.Name
+	claimPrefix := c.keys.ClaimPrefix(opts.Name)
+	heads := clientv3.OpGet(claimPrefix, clientv3.WithPrefix(),
+		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend), clientv3.WithLimit(int64(opts.Limit)))
+
+	// One transaction creates our key and reads the first Limit keys: if ours
+	// is among them we hold the claim, at two round trips from start.
+	rctx, cancel := c.request(ctx)
+	resp, err := c.etcd.Txn(rctx).
+		If(clientv3.Compare(clientv3.CreateRevision(h.Key), "=", 0)).
+		Then(clientv3.OpPut(h.Key, h.Holder.encode(), clientv3.WithLease(clientv3.LeaseID(h.Lease))), heads).
+		Commit()
+	cancel()
+	if err != nil {
+		return c.waitError(ctx, op, err)
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("%s: key %s exists already under a lease granted just now", op, h.Key)
+	}
+	h.Revision = resp.Header.Revision
+	front := c.entries(resp.Responses[1].GetResponseRange().Kvs)
+	if err := checkLimit(opts.Name, opts.Limit, front, h.Revision); err != nil {
+		return err
+	}
+	if containsRevision(front, h.Revision) {
+		return nil
+	}
+	if opts.NonBlocking {
+		return &BusyError{Name: opts.Name, Holders: front, Limit: opts.Limit}
+	}
+	return c.wait(ctx, h, opts)
+}
+
+func containsRevision(entries []Entry, rev int64) bool {
+	for _, e := range entries {
+		if e.CreateRevision == rev {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Client) entries(kvs []*mvccKV) []Entry {
+	out := make([]Entry, 0, len(kvs))
+	for _, kv := range kvs {
+		out = append(out, c.entry(kv.Key, kv.CreateRevision, kv.Value))
+	}
+	return out
+}
+
+// checkLimit refuses to join a claim whose holders use another limit: mixing
+// limits would admit more holders than some of them allow.
+func checkLimit(name string, limit int, front []Entry, own int64) error {
+	for _, e := range front {
+		if e.CreateRevision == own {
+			continue
+		}
+		if l := e.limit(); l != limit {
+			return fmt.Errorf("%w: claim %s is held with --limit %d by %s, but this request uses --limit %d; all clients of a claim must use the same limit",
+				ErrLimitMismatch, name, l, e.OwnerString(), limit)
+		}
+	}
+	return nil
+}
+
+// BusyError is returned by a non-blocking Acquire when the claim is held. It
+// wraps ErrBusy and carries the holders for the message.
+type BusyError struct {
+	Name    string
+	Holders []Entry
+	Limit   int
+}
+
+func (e *BusyError) Error() string {
+	msg := fmt.Sprintf("claim %s is busy", e.Name)
+	if len(e.Holders) > 0 {
+		h := e.Holders[0]
+		msg += ": held by " + h.OwnerString()
+		if h.Holder != nil && h.Holder.AcquiredAt != nil {
+			msg += " since " + h.Holder.AcquiredAt.Local().Format(time.DateTime)
+		} else if h.Holder != nil && !h.Holder.QueuedAt.IsZero() {
+			msg += " since " + h.Holder.QueuedAt.Local().Format(time.DateTime)
+		}
+		if len(e.Holders) > 1 {
+			msg += fmt.Sprintf(" and %d more", len(e.Holders)-1)
+		}
+	}
+	return msg
+}
+
+// Unwrap makes errors.Is(err, ErrBusy) true.
+func (e *BusyError) Unwrap() error { return ErrBusy }

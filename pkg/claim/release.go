@@ -1,0 +1,151 @@
+package claim
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// checkCluster refuses a token minted by another etcd cluster: its lease and
+// revision numbers mean nothing here and must not be applied.
+func (c *Client) checkCluster(op string, t Token, clusterID uint64) error {
+	if clusterID != 0 && clusterID != t.ClusterID {
+		return fmt.Errorf("%s: %w: the token is from etcd cluster %x, but the endpoints serve cluster %x; use the endpoints the token was acquired from",
+			op, ErrNotHeld, t.ClusterID, clusterID)
+	}
+	return nil
+}
+
+// RenewResult reports a successful renewal.
+type RenewResult struct {
+	Token Token
+	// TTL is the lease's granted TTL: the hold now lasts at least this long.
+	TTL time.Duration
+}
+
+// Renew extends the hold named by t and verifies the claim is still held by
+// it. A token whose lease expired, or whose key was removed, fails with
+// ErrNotHeld; in the latter case the now useless lease is revoked.
+func (c *Client) Renew(ctx context.Context, t Token) (RenewResult, error) {
+	op := "renew " + t.Name
+	rctx, cancel := c.request(ctx)
+	ka, err := c.etcd.KeepAliveOnce(rctx, clientv3.LeaseID(t.Lease))
+	cancel()
+	switch {
+	case isLeaseNotFound(err):
+		if cerr := c.checkClusterOf(ctx, op, t); cerr != nil {
+			return RenewResult{}, cerr
+		}
+		return RenewResult{}, fmt.Errorf("%s: %w: lease %x has expired or was revoked; acquire the claim again", op, ErrNotHeld, t.Lease)
+	case err != nil:
+		return RenewResult{}, c.etcdError(op, err)
+	}
+	if err := c.checkCluster(op, t, ka.ClusterId); err != nil {
+		return RenewResult{}, err
+	}
+	rctx, cancel = c.request(ctx)
+	get, err := c.etcd.Get(rctx, t.Key())
+	cancel()
+	if err != nil {
+		return RenewResult{}, c.etcdError(op, err)
+	}
+	if len(get.Kvs) == 0 || get.Kvs[0].CreateRevision != t.Revision || get.Kvs[0].Lease != t.Lease {
+		rerr := c.revoke(clientv3.LeaseID(t.Lease))
+		err := fmt.Errorf("%s: %w: the claim's key is gone (released, or removed with --force)", op, ErrNotHeld)
+		if rerr != nil {
+			err = fmt.Errorf("%w; revoking its lease also failed: %v", err, rerr)
+		}
+		return RenewResult{}, err
+	}
+	return RenewResult{Token: t, TTL: time.Duration(ka.TTL) * time.Second}, nil
+}
+
+// checkClusterOf reads the cluster ID with a cheap request so that a token
+// from another cluster is reported as such rather than as "expired".
+func (c *Client) checkClusterOf(ctx context.Context, op string, t Token) error {
+	rctx, cancel := c.request(ctx)
+	defer cancel()
+	resp, err := c.etcd.Get(rctx, t.Key(), clientv3.WithCountOnly())
+	if err != nil {
+		return nil
+	}
+	return c.checkCluster(op, t, resp.Header.ClusterId)
+}
+
+// Release ends the hold named by t, and only that hold: the key is deleted
+// only if it still has the token's create revision and lease, so a stale,
+// repeated or foreign token deletes nothing and gets ErrNotHeld. When two
+// processes release one token at once, exactly one succeeds. The lease is
+// then revoked so that nothing is left behind.
+func (c *Client) Release(ctx context.Context, t Token) error {
+	op := "release " + t.Name
+	key := t.Key()
+	rctx, cancel := c.request(ctx)
+	resp, err := c.etcd.Txn(rctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", t.Revision),
+			clientv3.Compare(clientv3.LeaseValue(key), "=", clientv3.LeaseID(t.Lease))).
+		Then(clientv3.OpDelete(key)).
+		Commit()
+	cancel()
+	if err != nil {
+		return c.etcdError(op, err)
+	}
+	if err := c.checkCluster(op, t, resp.Header.ClusterId); err != nil {
+		return err
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("%s: %w: the token's hold (fencing token %d) has ended already (released, expired, or removed with --force)", op, ErrNotHeld, t.Revision)
+	}
+	// The key is gone: the claim is released. A failure to revoke leaves a
+	// lease with no keys that expires by itself, so it is not an error.
+	_ = c.revoke(clientv3.LeaseID(t.Lease))
+	return nil
+}
+
+// ForceRelease removes the current holders of claim name, whoever they are,
+// for an administrator; by names who did it. Waiters stay queued. It returns
+// the removed holders. Each removal first records by in the holder's
+// metadata (so the holder can report who removed it) and is guarded by the
+// holder's create revision, so that a holder that changed meanwhile is not
+// removed by mistake.
+func (c *Client) ForceRelease(ctx context.Context, name, by string) ([]Entry, error) {
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
+	op := "release --force " + name
+	st, err := c.Status(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	var removed []Entry
+	for _, e := range st.Holders {
+		same := clientv3.Compare(clientv3.CreateRevision(e.Key), "=", e.CreateRevision)
+		if e.Holder != nil {
+			marked := *e.Holder
+			marked.ForcedBy = by
+			rctx, cancel := c.request(ctx)
+			_, err := c.etcd.Txn(rctx).If(same).
+				Then(clientv3.OpPut(e.Key, marked.encode(), clientv3.WithIgnoreLease())).Commit()
+			cancel()
+			if err != nil {
+				return removed, c.etcdError(op, err)
+			}
+		}
+		rctx, cancel := c.request(ctx)
+		resp, err := c.etcd.Txn(rctx).If(same).Then(clientv3.OpDelete(e.Key)).Commit()
+		cancel()
+		if err != nil {
+			return removed, c.etcdError(op, err)
+		}
+		if !resp.Succeeded {
+			continue
+		}
+		removed = append(removed, e.Entry)
+		if e.Lease != 0 {
+			_ = c.revoke(clientv3.LeaseID(e.Lease))
+		}
+	}
+	return removed, nil
+}

@@ -1,0 +1,240 @@
+// Package runner runs a command for exactly the lifetime of a claim hold:
+// the claim is kept alive while the child runs, and when the claim can no
+// longer be proven held, the child's whole process group is dead before etcd
+// could hand the claim to anyone else.
+//
+// # The deadline
+//
+// Every renewal's send time is recorded (see claim.Hold.Expiry): etcd
+// received it later, so it cannot expire the lease before
+//
+//	expiry = send time of the last acknowledged renewal + TTL
+//
+// on any clock running at etcd's rate. The runner SIGKILLs the child's group
+// at deadline = expiry - margin and SIGTERMs it grace earlier, measured on
+// the boot-time clock, which keeps counting through a suspend. Renewals are
+// sent every TTL/3, so with the defaults (TTL 60s, margin 5s, grace 5s) etcd
+// must be unreachable for 50s before the child is asked to stop. A lost key
+// (--force, revoked lease) stops the child at once.
+//
+// What no lease-based tool can promise: if the runner itself is frozen (a
+// SIGSTOP, a VM pause) for longer than the margin, the child may act after
+// the lease ended. Fencing tokens cover that; see README "Safety".
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/claimctl/claimctl/pkg/boottime"
+	"github.com/claimctl/claimctl/pkg/claim"
+	"github.com/claimctl/claimctl/pkg/supervise"
+)
+
+// Config says what to run and how carefully.
+type Config struct {
+	// Hold is a verified hold; Run keeps it alive and releases it.
+	Hold *claim.Hold
+	// Child is the command to run.
+	Child supervise.Spec
+	// Margin is how long before the earliest possible lease expiry the
+	// child's group must be dead.
+	Margin time.Duration
+	// Grace is how long the child gets between SIGTERM and SIGKILL; it is
+	// capped by Timing so the deadline still holds.
+	Grace time.Duration
+	// MaxRuntime, if positive, stops a child that runs longer (exit 124).
+	MaxRuntime time.Duration
+	// MinHold, if positive, keeps the claim at least this long after the
+	// child started, even if the child finishes sooner.
+	MinHold time.Duration
+	// Signals are forwarded to the child's process group.
+	Signals <-chan os.Signal
+	// Logf reports what the runner does (claim lost, child stopped); nil is
+	// silent.
+	Logf func(format string, args ...any)
+}
+
+// Result is how a run ended.
+type Result struct {
+	// Status is how the child ended.
+	Status supervise.Status
+	// Lost is why the claim was lost while the child ran, or nil.
+	Lost error
+	// TimedOut is true when MaxRuntime stopped the child.
+	TimedOut bool
+	// ReleaseErr is a failure to release the claim at the end (the lease
+	// then expires by itself within its TTL).
+	ReleaseErr error
+}
+
+// ErrLost classifies a run whose claim was lost while the child ran.
+var ErrLost = claim.ErrNotHeld
+
+// Timing returns the effective grace for a TTL and margin: at most the
+// requested grace, and never so long that the SIGTERM would come before two
+// renewals (at TTL/3 and 2TTL/3) had the chance to fail.
+func Timing(ttl, margin, grace time.Duration) time.Duration {
+	room := ttl - margin - 2*ttl/3
+	if room < 0 {
+		room = 0
+	}
+	return min(grace, room)
+}
+
+// DefaultMargin is the margin used when none is given: a tenth of the TTL,
+// at least 500ms and at most 5s.
+func DefaultMargin(ttl time.Duration) time.Duration {
+	return min(max(ttl/10, 500*time.Millisecond), 5*time.Second)
+}
+
+// ValidateMargin reports why margin cannot be used with ttl.
+func ValidateMargin(ttl, margin time.Duration) error {
+	if margin <= 0 || margin > ttl/2 {
+		return fmt.Errorf("invalid --margin %v: it must be positive and at most half the TTL (%v)", margin, ttl/2)
+	}
+	return nil
+}
+
+// Run starts the child, keeps the hold, enforces the deadline, forwards
+// signals, and releases the claim only once the child's whole group is gone.
+// It returns an error only when the child could not be started (a
+// *supervise.StartError for 126/127); the claim is then released at once.
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	logf := cfg.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	h := cfg.Hold
+	if boottime.Until(h.Expiry().Add(-cfg.Margin)) <= 0 {
+		// Waiting took so long that the hold can no longer be proven.
+		_ = h.Release()
+		return Result{Lost: fmt.Errorf("%w: the lease could not be renewed in time before the command started", claim.ErrNotHeld)}, nil
+	}
+	child, err := supervise.Start(cfg.Child)
+	if err != nil {
+		if rerr := h.Release(); rerr != nil {
+			err = fmt.Errorf("%w (and releasing the claim failed: %v)", err, rerr)
+		}
+		return Result{}, err
+	}
+	defer child.Close()
+	started := boottime.Now()
+	kctx, stopKeeping := context.WithCancel(ctx)
+	defer stopKeeping()
+	h.Keep(kctx)
+
+	grace := Timing(h.TTL, cfg.Margin, cfg.Grace)
+	deadline := func() boottime.Instant { return h.Expiry().Add(-cfg.Margin) }
+	wall := func(i boottime.Instant) time.Time { return time.Now().Add(boottime.Until(i)) }
+
+	var res Result
+	stopping := false
+	stop := func(why string) {
+		killAt := boottime.Now().Add(grace)
+		if d := deadline(); d.Before(killAt) {
+			killAt = d
+		}
+		if !stopping {
+			logf("%s; stopping the command (SIGTERM now, SIGKILL in %v)", why, max(boottime.Until(killAt), 0).Round(time.Millisecond))
+		}
+		stopping = true
+		child.StopAt(wall(killAt))
+	}
+	var maxRuntime <-chan time.Time
+	if cfg.MaxRuntime > 0 {
+		t := time.NewTimer(cfg.MaxRuntime)
+		defer t.Stop()
+		maxRuntime = t.C
+	}
+	exited := child.Exited()
+	for done := false; !done; {
+		now := boottime.Now()
+		d := deadline()
+		if !now.Before(d) {
+			// Past the deadline: nothing may run any more.
+			if res.Lost == nil {
+				res.Lost = fmt.Errorf("%w: no renewal was acknowledged in time (deadline %v after the last acknowledged renewal was sent)", claim.ErrNotHeld, h.TTL-cfg.Margin)
+				logf("claim %s lost at %s: %v; killing the command", h.Name, time.Now().Format(time.TimeOnly), res.Lost)
+			}
+			stopping = true
+			child.Kill()
+		} else if termAt := d.Add(-grace); !now.Before(termAt) && res.Lost == nil {
+			res.Lost = fmt.Errorf("%w: etcd has not acknowledged a renewal for %v, so the lease may expire in %v", claim.ErrNotHeld,
+				now.Sub(h.Expiry().Add(-h.TTL)).Round(time.Millisecond), h.Expiry().Sub(now).Round(time.Millisecond))
+			stop(fmt.Sprintf("claim %s lost at %s: %v", h.Name, time.Now().Format(time.TimeOnly), res.Lost))
+		}
+		// Wake at the next threshold, and at least every 250ms so that a
+		// suspend (which stops Go's timers but not the boot-time clock) is
+		// noticed promptly after resume.
+		next := deadline().Add(-grace)
+		if stopping || !now.Before(next) {
+			next = deadline()
+		}
+		tick := time.NewTimer(min(max(boottime.Until(next), time.Millisecond), 250*time.Millisecond))
+		select {
+		case <-child.GroupDone():
+			done = true
+		case <-exited:
+			exited = nil
+			// The command ended; anything it left in its group must end
+			// too before the claim is released.
+			select {
+			case <-child.GroupDone():
+				done = true
+			case <-time.After(20 * time.Millisecond):
+				stop("the command exited but left processes in its group")
+			}
+		case sig := <-cfg.Signals:
+			if s, ok := sig.(syscall.Signal); ok {
+				_ = child.Signal(s)
+			}
+		case <-h.Lost():
+			if res.Lost == nil {
+				res.Lost = h.LostReason()
+				stop(fmt.Sprintf("claim %s lost at %s: %v", h.Name, time.Now().Format(time.TimeOnly), res.Lost))
+			}
+		case <-h.Renewed():
+		case <-maxRuntime:
+			maxRuntime = nil
+			res.TimedOut = true
+			stop(fmt.Sprintf("the command ran longer than --max-runtime %v", cfg.MaxRuntime))
+		case <-tick.C:
+		}
+		tick.Stop()
+	}
+	res.Status = child.Wait()
+
+	if cfg.MinHold > 0 && res.Lost == nil {
+		holdFor(ctx, h, started.Add(cfg.MinHold), cfg.Signals)
+	}
+	if err := h.Release(); err != nil && res.Lost == nil && !errors.Is(err, claim.ErrNotHeld) {
+		res.ReleaseErr = err
+	}
+	return res, nil
+}
+
+// holdFor keeps the hold until the boot-time instant until, or until the
+// hold is lost, ctx ends or a signal arrives.
+func holdFor(ctx context.Context, h *claim.Hold, until boottime.Instant, signals <-chan os.Signal) {
+	for {
+		wait := boottime.Until(until)
+		if wait <= 0 {
+			return
+		}
+		t := time.NewTimer(min(wait, 250*time.Millisecond))
+		select {
+		case <-ctx.Done():
+		case <-h.Lost():
+		case <-signals:
+		case <-t.C:
+			continue
+		}
+		t.Stop()
+		return
+	}
+}
