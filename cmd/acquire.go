@@ -138,7 +138,8 @@ func printHold(f *Factory, output string, h *claim.Hold) error {
 }
 
 // holdEnv is the set of variables describing a hold, shared by -o env and
-// the environment of run's child.
+// the environment of run's child. None of them is a configuration variable,
+// so a claimctl started inside run is not reconfigured by them.
 func holdEnv(h *claim.Hold) [][2]string {
 	return [][2]string{
 		{"CLAIMCTL_NAME", h.Name},
@@ -146,6 +147,5 @@ func holdEnv(h *claim.Hold) [][2]string {
 		{"CLAIMCTL_FENCING_TOKEN", fmt.Sprint(h.Revision)},
 		{"CLAIMCTL_LEASE_ID", fmt.Sprintf("%x", h.Lease)},
 		{"CLAIMCTL_KEY", h.Key},
-		{"CLAIMCTL_TTL", fmt.Sprint(int64(h.TTL / time.Second))},
 	}
 }

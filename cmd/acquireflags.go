@@ -66,15 +66,21 @@ func (a *acquireFlags) holder() claim.Holder {
 	host, _ := os.Hostname()
 	owner := a.Owner
 	if owner == "" {
-		name := "unknown"
-		if u, err := user.Current(); err == nil {
-			name = u.Username
-		} else if v := os.Getenv("USER"); v != "" {
-			name = v
-		}
-		owner = name + "@" + host
+		owner = userName() + "@" + host
 	}
 	return claim.Holder{Owner: owner, Host: host, PID: os.Getpid(), Note: a.Note}
+}
+
+// userName is $USER, or the account name where USER is unset (cron on
+// some systems).
+func userName() string {
+	if v := os.Getenv("USER"); v != "" {
+		return v
+	}
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return "unknown"
 }
 
 // waitContext bounds ctx by -w, so that the end of the wait is told apart

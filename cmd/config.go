@@ -41,35 +41,41 @@ type Config struct {
 }
 
 // setting describes one configuration key: its flag and config-file name, its
-// default, and the etcdctl environment variable that is honoured as a
-// fallback.
+// default, its CLAIMCTL_* variable when that is not derived from the key, and
+// the etcdctl environment variable that is honoured as a fallback.
 type setting struct {
 	key     string
 	def     any
 	etcdctl string
+	env     string
 }
 
 // settings is the table of configuration keys. Config file keys, flag names
 // and CLAIMCTL_* variables all derive from key.
 var settings = []setting{
-	{"endpoints", []string{"127.0.0.1:2379"}, "ETCDCTL_ENDPOINTS"},
-	{"prefix", "claimctl/", ""},
-	{"dial-timeout", 2 * time.Second, "ETCDCTL_DIAL_TIMEOUT"},
-	{"command-timeout", 5 * time.Second, "ETCDCTL_COMMAND_TIMEOUT"},
-	{"cacert", "", "ETCDCTL_CACERT"},
-	{"cert", "", "ETCDCTL_CERT"},
-	{"key", "", "ETCDCTL_KEY"},
-	{"insecure-skip-tls-verify", false, "ETCDCTL_INSECURE_SKIP_TLS_VERIFY"},
-	{"user", "", "ETCDCTL_USER"},
-	{"password", "", "ETCDCTL_PASSWORD"},
-	{"password-file", "", ""},
-	{"ttl", 60 * time.Second, ""},
-	{"color", "auto", ""},
+	{"endpoints", []string{"127.0.0.1:2379"}, "ETCDCTL_ENDPOINTS", ""},
+	{"prefix", "claimctl/", "", ""},
+	{"dial-timeout", 2 * time.Second, "ETCDCTL_DIAL_TIMEOUT", ""},
+	{"command-timeout", 5 * time.Second, "ETCDCTL_COMMAND_TIMEOUT", ""},
+	// CLAIMCTL_KEY names the claim's etcd key in run's child, so the TLS
+	// files use CLAIMCTL_TLS_* variables.
+	{"cacert", "", "ETCDCTL_CACERT", "CLAIMCTL_TLS_CACERT"},
+	{"cert", "", "ETCDCTL_CERT", "CLAIMCTL_TLS_CERT"},
+	{"key", "", "ETCDCTL_KEY", "CLAIMCTL_TLS_KEY"},
+	{"insecure-skip-tls-verify", false, "ETCDCTL_INSECURE_SKIP_TLS_VERIFY", ""},
+	{"user", "", "ETCDCTL_USER", ""},
+	{"password", "", "ETCDCTL_PASSWORD", ""},
+	{"password-file", "", "", ""},
+	{"ttl", 60 * time.Second, "", ""},
+	{"color", "auto", "", ""},
 }
 
-// envName returns the CLAIMCTL_* variable for a key.
-func envName(key string) string {
-	return "CLAIMCTL_" + strings.ToUpper(strings.ReplaceAll(key, "-", "_"))
+// envName returns the CLAIMCTL_* variable for a setting.
+func (s setting) envName() string {
+	if s.env != "" {
+		return s.env
+	}
+	return "CLAIMCTL_" + strings.ToUpper(strings.ReplaceAll(s.key, "-", "_"))
 }
 
 // loadConfig merges, in order of precedence: flags that were set, CLAIMCTL_*
@@ -117,9 +123,9 @@ func loadConfig(flags *pflag.FlagSet, configPath string, getenv func(string) str
 		if fileKeys[s.key] {
 			cfg.Sources[s.key] = "file " + path
 		}
-		if val := getenv(envName(s.key)); val != "" {
+		if val := getenv(s.envName()); val != "" {
 			v.Set(s.key, val)
-			cfg.Sources[s.key] = "env " + envName(s.key)
+			cfg.Sources[s.key] = "env " + s.envName()
 		}
 		if f := flags.Lookup(s.key); f != nil && f.Changed {
 			v.Set(s.key, flagValue(f))
@@ -136,6 +142,10 @@ func loadConfig(flags *pflag.FlagSet, configPath string, getenv func(string) str
 	for key, dst := range map[string]*time.Duration{"dial-timeout": &cfg.DialTimeout, "command-timeout": &cfg.CommandTimeout, "ttl": &cfg.TTL} {
 		if *dst, err = duration(v.Get(key)); err != nil {
 			return nil, valueError(key, get(key), err)
+		}
+		// The TTL's range is the claim protocol's to check.
+		if key != "ttl" && *dst <= 0 {
+			return nil, valueError(key, get(key), fmt.Errorf("%v must be positive", *dst))
 		}
 	}
 	cfg.CACert, cfg.Cert, cfg.Key = v.GetString("cacert"), v.GetString("cert"), v.GetString("key")
@@ -248,9 +258,6 @@ func duration(v any) (time.Duration, error) {
 		d, err := time.ParseDuration(strings.TrimSpace(x))
 		if err != nil {
 			return 0, fmt.Errorf("%q is not a duration; use a number with a unit, e.g. 5s or 2m", x)
-		}
-		if d <= 0 {
-			return 0, fmt.Errorf("%q must be positive", x)
 		}
 		return d, nil
 	}

@@ -3,7 +3,6 @@ package cmd
 import (
 	"fmt"
 	"os"
-	"os/user"
 
 	"github.com/spf13/cobra"
 
@@ -135,9 +134,5 @@ func forceReleaseRun(opts *ReleaseOptions) error {
 // adminName says who forced a release: USER@HOST.
 func adminName() string {
 	host, _ := os.Hostname()
-	name := os.Getenv("USER")
-	if u, err := user.Current(); err == nil {
-		name = u.Username
-	}
-	return name + "@" + host
+	return userName() + "@" + host
 }

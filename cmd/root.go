@@ -144,16 +144,3 @@ func signalContext(parent context.Context) (context.Context, context.CancelFunc)
 		cancel(context.Canceled)
 	}
 }
-
-// signalName returns "TERM" for SIGTERM and so on.
-func signalName(sig syscall.Signal) string {
-	names := map[syscall.Signal]string{
-		syscall.SIGHUP: "HUP", syscall.SIGINT: "INT", syscall.SIGQUIT: "QUIT", syscall.SIGKILL: "KILL",
-		syscall.SIGTERM: "TERM", syscall.SIGUSR1: "USR1", syscall.SIGUSR2: "USR2", syscall.SIGPIPE: "PIPE",
-		syscall.SIGALRM: "ALRM", syscall.SIGWINCH: "WINCH",
-	}
-	if n, ok := names[sig]; ok {
-		return n
-	}
-	return fmt.Sprintf("%d", int(sig))
-}

@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -28,10 +27,6 @@ type RunOptions struct {
 	MinHold    time.Duration
 	Acquire    acquireFlags
 }
-
-// forwarded are the signals run passes on to the child's process group.
-var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT,
-	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH}
 
 // NewCmdRun builds `claimctl run`.
 func NewCmdRun(f *Factory, runF func(*RunOptions) error) *cobra.Command {

@@ -25,53 +25,51 @@ type RenewResult struct {
 	TTL time.Duration
 }
 
+// lookup reads the token's key. It checks the cluster before anything is
+// changed: a token minted by another cluster can carry the very same lease
+// ID and revision (fresh clusters with the same peer URLs number alike), and
+// must not touch this cluster's claims. It returns ErrNotHeld when the key
+// does not have the token's create revision and lease; absent tells whether
+// the key is gone altogether.
+func (c *Client) lookup(ctx context.Context, op string, t Token) (absent bool, err error) {
+	rctx, cancel := c.request(ctx)
+	resp, err := c.etcd.Get(rctx, t.Key())
+	cancel()
+	if err != nil {
+		return false, c.etcdError(op, err)
+	}
+	if err := c.checkCluster(op, t, resp.Header.ClusterId); err != nil {
+		return false, err
+	}
+	if len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision != t.Revision || resp.Kvs[0].Lease != t.Lease {
+		return len(resp.Kvs) == 0, fmt.Errorf("%s: %w: the token's hold (fencing token %d) has ended already (released, expired, or removed with --force)", op, ErrNotHeld, t.Revision)
+	}
+	return false, nil
+}
+
 // Renew extends the hold named by t and verifies the claim is still held by
-// it. A token whose lease expired, or whose key was removed, fails with
-// ErrNotHeld; in the latter case the now useless lease is revoked.
+// it: the key must still have the token's create revision and lease, and the
+// lease must still exist. Anything else fails with ErrNotHeld.
 func (c *Client) Renew(ctx context.Context, t Token) (RenewResult, error) {
 	op := "renew " + t.Name
+	if absent, err := c.lookup(ctx, op, t); err != nil {
+		if absent {
+			// The hold is over but its lease may live on with nothing
+			// attached (removed with --force): do not leave it behind.
+			_ = c.revoke(clientv3.LeaseID(t.Lease))
+		}
+		return RenewResult{}, err
+	}
 	rctx, cancel := c.request(ctx)
 	ka, err := c.etcd.KeepAliveOnce(rctx, clientv3.LeaseID(t.Lease))
 	cancel()
 	switch {
 	case isLeaseNotFound(err):
-		if cerr := c.checkClusterOf(ctx, op, t); cerr != nil {
-			return RenewResult{}, cerr
-		}
 		return RenewResult{}, fmt.Errorf("%s: %w: lease %x has expired or was revoked; acquire the claim again", op, ErrNotHeld, t.Lease)
 	case err != nil:
 		return RenewResult{}, c.etcdError(op, err)
 	}
-	if err := c.checkCluster(op, t, ka.ClusterId); err != nil {
-		return RenewResult{}, err
-	}
-	rctx, cancel = c.request(ctx)
-	get, err := c.etcd.Get(rctx, t.Key())
-	cancel()
-	if err != nil {
-		return RenewResult{}, c.etcdError(op, err)
-	}
-	if len(get.Kvs) == 0 || get.Kvs[0].CreateRevision != t.Revision || get.Kvs[0].Lease != t.Lease {
-		rerr := c.revoke(clientv3.LeaseID(t.Lease))
-		err := fmt.Errorf("%s: %w: the claim's key is gone (released, or removed with --force)", op, ErrNotHeld)
-		if rerr != nil {
-			err = fmt.Errorf("%w; revoking its lease also failed: %v", err, rerr)
-		}
-		return RenewResult{}, err
-	}
 	return RenewResult{Token: t, TTL: time.Duration(ka.TTL) * time.Second}, nil
-}
-
-// checkClusterOf reads the cluster ID with a cheap request so that a token
-// from another cluster is reported as such rather than as "expired".
-func (c *Client) checkClusterOf(ctx context.Context, op string, t Token) error {
-	rctx, cancel := c.request(ctx)
-	defer cancel()
-	resp, err := c.etcd.Get(rctx, t.Key(), clientv3.WithCountOnly())
-	if err != nil {
-		return nil
-	}
-	return c.checkCluster(op, t, resp.Header.ClusterId)
 }
 
 // Release ends the hold named by t, and only that hold: the key is deleted
@@ -81,6 +79,9 @@ func (c *Client) checkClusterOf(ctx context.Context, op string, t Token) error {
 // then revoked so that nothing is left behind.
 func (c *Client) Release(ctx context.Context, t Token) error {
 	op := "release " + t.Name
+	if _, err := c.lookup(ctx, op, t); err != nil {
+		return err
+	}
 	key := t.Key()
 	rctx, cancel := c.request(ctx)
 	resp, err := c.etcd.Txn(rctx).
@@ -91,9 +92,6 @@ func (c *Client) Release(ctx context.Context, t Token) error {
 	cancel()
 	if err != nil {
 		return c.etcdError(op, err)
-	}
-	if err := c.checkCluster(op, t, resp.Header.ClusterId); err != nil {
-		return err
 	}
 	if !resp.Succeeded {
 		return fmt.Errorf("%s: %w: the token's hold (fencing token %d) has ended already (released, expired, or removed with --force)", op, ErrNotHeld, t.Revision)

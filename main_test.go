@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os/exec"
+	"strconv"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/claimctl/claimctl/cmd"
+	"github.com/claimctl/claimctl/pkg/claim"
+	"github.com/claimctl/claimctl/pkg/etcdtest"
+)
+
+// TestMain lets the test binary double as claimctl, so that scripts run the
+// real command line in a real process.
+func TestMain(m *testing.M) {
+	os.Exit(testscript.RunMain(m, map[string]func() int{
+		"claimctl": func() int {
+			return cmd.Main(cmd.BuildInfo{Version: "test", Commit: "test", Date: "test"}, os.Args[1:])
+		},
+	}))
+}
+
+// TestScripts runs testscripts/*.txtar: the user-visible contract (output,
+// exit codes, environment), one script per behaviour.
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testscripts",
+		RequireExplicitExec: true,
+		Setup: func(env *testscript.Env) error {
+			// Keep the developer's own configuration out of the scripts.
+			env.Setenv("HOME", env.WorkDir)
+			env.Setenv("XDG_CONFIG_HOME", filepath.Join(env.WorkDir, ".config"))
+			env.Setenv("USER", "tester")
+			env.Setenv("NO_COLOR", "")
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"etcd":      cmdEtcd,
+			"waitqueue": cmdWaitQueue,
+			"envfile":   cmdEnvFile,
+			"rising":    cmdRising,
+			"exits":     cmdExits,
+			"waitfile":  cmdWaitFile,
+		},
+	})
+}
+
+// cmdEtcd starts an embedded etcd member for the script and points claimctl
+// at it through CLAIMCTL_ENDPOINTS. With -auth it also enables etcd
+// authentication with three users (password "secret" for all):
+// root, claimer (read/write on claimctl/ only) and stranger (read/write on
+// other/ only).
+func cmdEtcd(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("unsupported: ! etcd")
+	}
+	srv, err := etcdtest.StartEmbedded(ts.MkAbs("etcd-data"))
+	if err != nil {
+		ts.Fatalf("start etcd: %v", err)
+	}
+	ts.Defer(srv.Close)
+	endpoints := strings.Join(srv.ClientURLs(), ",")
+	ts.Setenv("CLAIMCTL_ENDPOINTS", endpoints)
+	ts.Setenv("ETCD_ENDPOINTS", endpoints)
+	if len(args) == 1 && args[0] == "-auth" {
+		if err := enableAuth(srv.ClientURLs()); err != nil {
+			ts.Fatalf("enable auth: %v", err)
+		}
+	} else if len(args) > 0 {
+		ts.Fatalf("usage: etcd [-auth]")
+	}
+}
+
+func enableAuth(endpoints []string) error {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	steps := []func() error{
+		func() error { _, err := cli.RoleAdd(ctx, "root"); return err },
+		func() error { _, err := cli.UserAdd(ctx, "root", "secret"); return err },
+		func() error { _, err := cli.UserGrantRole(ctx, "root", "root"); return err },
+	}
+	for _, u := range []struct{ user, prefix string }{{"claimer", "claimctl/"}, {"stranger", "other/"}} {
+		steps = append(steps,
+			func() error { _, err := cli.RoleAdd(ctx, u.user); return err },
+			func() error {
+				_, err := cli.RoleGrantPermission(ctx, u.user, u.prefix, clientv3.GetPrefixRangeEnd(u.prefix), clientv3.PermissionType(clientv3.PermReadWrite))
+				return err
+			},
+			func() error { _, err := cli.UserAdd(ctx, u.user, "secret"); return err },
+			func() error { _, err := cli.UserGrantRole(ctx, u.user, u.user); return err },
+		)
+	}
+	steps = append(steps, func() error { _, err := cli.AuthEnable(ctx); return err })
+	for i, step := range steps {
+		if err := step(); err != nil {
+			return fmt.Errorf("step %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// cmdWaitQueue waits until claim NAME has at least N waiters, so a script
+// can release a holder only once a background contender is queued:
+//
+//	waitqueue NAME N
+func cmdWaitQueue(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: waitqueue NAME N")
+	}
+	endpoints := strings.Split(ts.Getenv("CLAIMCTL_ENDPOINTS"), ",")
+	prefix := ts.Getenv("CLAIMCTL_PREFIX")
+	if prefix == "" {
+		prefix = "claimctl/"
+	}
+	var want int
+	if _, err := fmt.Sscan(args[1], &want); err != nil {
+		ts.Fatalf("waitqueue: bad count %q", args[1])
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		ts.Fatalf("waitqueue: %v", err)
+	}
+	defer cli.Close()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		resp, err := cli.Get(ctx, prefix+args[0]+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+		cancel()
+		if err == nil && resp.Count >= int64(want)+1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("waitqueue: claim %s did not get %d waiter(s) within 15s (err %v)", args[0], want, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// cmdEnvFile sets an environment variable to a file's contents without the
+// trailing newline, as $(cat FILE) would:
+//
+//	envfile NAME FILE
+func cmdEnvFile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: envfile NAME FILE")
+	}
+	ts.Setenv(args[0], strings.TrimRight(ts.ReadFile(args[1]), "\n"))
+}
+
+// cmdRising checks that the tokens in the given files (one token per file,
+// as acquire prints it) carry strictly increasing fencing tokens:
+//
+//	rising FILE1 FILE2 ...
+func cmdRising(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: rising FILE1 FILE2 ...")
+	}
+	var prev int64
+	for _, f := range args {
+		tok, err := claim.ParseToken(ts.ReadFile(f))
+		if err != nil {
+			ts.Fatalf("%s: %v", f, err)
+		}
+		if tok.Revision <= prev {
+			ts.Fatalf("%s has fencing token %d, not above the previous %d", f, tok.Revision, prev)
+		}
+		prev = tok.Revision
+	}
+}
+
+// cmdExits runs a program like exec and checks its exact exit code, so that
+// each documented exit code is tested one by one:
+//
+//	exits CODE PROGRAM ARGS...
+func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exits CODE PROGRAM ARGS...")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("exits: bad code %q", args[0])
+	}
+	got := 0
+	if err := ts.Exec(args[1], args[2:]...); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			ts.Fatalf("exits: %v", err)
+		}
+		got = ee.ExitCode()
+	}
+	if got != want {
+		ts.Fatalf("%s exited with code %d, want %d", args[1], got, want)
+	}
+}
+
+// cmdWaitFile waits (at most 15s) until a file exists, so a script can act
+// once a background command reached a point:
+//
+//	waitfile FILE
+func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: waitfile FILE")
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if _, err := os.Stat(ts.MkAbs(args[0])); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("waitfile: %s did not appear within 15s", args[0])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
