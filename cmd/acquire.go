@@ -75,14 +75,16 @@ func acquireRun(opts *AcquireOptions) error {
 	defer stop()
 	wctx, cancel := opts.Acquire.waitContext(ctx)
 	defer cancel()
+	reporter := newWaitReporter(f, opts.Name)
 	hold, err := c.Acquire(wctx, claim.AcquireOptions{
 		Name:        opts.Name,
 		TTL:         cfg.TTL,
 		Limit:       opts.Acquire.Limit,
 		NonBlocking: opts.Acquire.NonBlock,
 		Holder:      opts.Acquire.holder(),
-		Progress:    newWaitReporter(f, opts.Name).report,
+		Progress:    reporter.report,
 	})
+	reporter.finish()
 	if err != nil {
 		return opts.Acquire.conflict(err)
 	}

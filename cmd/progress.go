@@ -3,28 +3,109 @@ package cmd
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/fatih/color"
+
 	"github.com/claimctl/claimctl/pkg/claim"
+	"github.com/claimctl/claimctl/pkg/iostreams"
 )
 
-// waitReporter tells a person at a terminal why claimctl is waiting: who
-// holds the claim, since when, and how many are ahead. It stays silent when
-// stderr is not a terminal or with -q.
+// ciInterval is how often a waiter repeats its status when stderr is not a
+// terminal (CI logs): often enough to show it is alive, rarely enough not to
+// flood the log.
+const ciInterval = 30 * time.Second
+
+// waitReporter tells people why claimctl is waiting: who holds the claim,
+// for how long, and how many are ahead. On a terminal it keeps one status
+// line redrawn in place every second; elsewhere (CI logs) it prints a plain
+// line when waiting starts, whenever the queue changes, and every 30s; -q
+// silences it.
 type waitReporter struct {
-	f    *Factory
-	name string
+	io    *iostreams.IOStreams
+	name  string
+	quiet bool
+	tty   bool
+
+	mu      sync.Mutex
+	started time.Time
+	state   claim.QueueState
+	drawn   bool // a status line is on the terminal
+	stop    chan struct{}
+	done    chan struct{}
 }
 
 func newWaitReporter(f *Factory, name string) *waitReporter {
-	return &waitReporter{f: f, name: name}
+	return &waitReporter{io: f.IO, name: name, quiet: f.Quiet, tty: f.IO.IsStderrTTY()}
 }
 
+// report is the claim.AcquireOptions.Progress callback.
 func (w *waitReporter) report(q claim.QueueState) {
-	if w.f.Quiet || !w.f.IO.IsStderrTTY() {
+	if w.quiet {
 		return
 	}
-	fmt.Fprintf(w.f.IO.ErrOut, "claimctl: waiting for %s: %s\n", w.name, describeQueue(q, time.Now()))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.state = q
+	if w.stop == nil {
+		w.started = time.Now()
+		w.stop, w.done = make(chan struct{}), make(chan struct{})
+		go w.loop()
+	}
+	w.printLocked()
+}
+
+func (w *waitReporter) loop() {
+	defer close(w.done)
+	interval := ciInterval
+	if w.tty {
+		interval = time.Second
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-t.C:
+			w.mu.Lock()
+			w.printLocked()
+			w.mu.Unlock()
+		}
+	}
+}
+
+func (w *waitReporter) printLocked() {
+	now := time.Now()
+	elapsed := now.Sub(w.started).Round(time.Second)
+	text := fmt.Sprintf("waiting for %s (%s): %s", w.name, elapsed, describeQueue(w.state, now))
+	if w.tty {
+		prefix := iostreams.Paint(w.io.ColorErr(), "claimctl:", color.FgYellow)
+		fmt.Fprintf(w.io.ErrOut, "\r\033[K%s %s", prefix, text)
+		w.drawn = true
+		return
+	}
+	fmt.Fprintf(w.io.ErrOut, "claimctl: %s\n", text)
+}
+
+// done stops the reporter and clears the status line, so that whatever is
+// printed next starts on a clean line.
+func (w *waitReporter) finish() {
+	w.mu.Lock()
+	stop := w.stop
+	w.mu.Unlock()
+	if stop == nil {
+		return
+	}
+	close(stop)
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.drawn {
+		fmt.Fprint(w.io.ErrOut, "\r\033[K")
+		w.drawn = false
+	}
 }
 
 // describeQueue says who holds a claim and where a waiter stands.
@@ -39,7 +120,7 @@ func describeQueue(q claim.QueueState, now time.Time) string {
 				since = *h.Holder.AcquiredAt
 			}
 			if !since.IsZero() {
-				s += fmt.Sprintf(" since %s (%s)", since.Local().Format("15:04:05"), ago(since, now))
+				s += fmt.Sprintf(" for %s", now.Sub(since).Round(time.Second))
 			}
 		}
 		if len(q.Holders) > 1 {
@@ -47,10 +128,7 @@ func describeQueue(q claim.QueueState, now time.Time) string {
 		}
 		parts = append(parts, s)
 	}
-	waiting := q.Ahead - len(q.Holders)
-	if waiting < 0 {
-		waiting = 0
-	}
-	parts = append(parts, fmt.Sprintf("%d waiting ahead of us", waiting))
+	waiting := max(q.Ahead-len(q.Holders), 0)
+	parts = append(parts, fmt.Sprintf("position %d in queue", waiting+1))
 	return strings.Join(parts, "; ")
 }

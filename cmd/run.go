@@ -100,14 +100,16 @@ func runRun(opts *RunOptions) error {
 
 	ctx, stop := signalContext(opts.cmd.Context())
 	wctx, cancel := opts.Acquire.waitContext(ctx)
+	reporter := newWaitReporter(f, opts.Name)
 	hold, err := c.Acquire(wctx, claim.AcquireOptions{
 		Name:        opts.Name,
 		TTL:         cfg.TTL,
 		Limit:       opts.Acquire.Limit,
 		NonBlocking: opts.Acquire.NonBlock,
 		Holder:      opts.Acquire.holder(),
-		Progress:    newWaitReporter(f, opts.Name).report,
+		Progress:    reporter.report,
 	})
+	reporter.finish()
 	cancel()
 	stop()
 	if err != nil {

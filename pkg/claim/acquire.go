@@ -2,7 +2,6 @@ package claim
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -66,7 +65,7 @@ func (c *Client) Acquire(ctx context.Context, opts AcquireOptions) (*Hold, error
 	grant, err := c.etcd.Grant(rctx, int64(opts.TTL/time.Second))
 	cancel()
 	if err != nil {
-		return nil, c.waitError(ctx, op, err)
+		return nil, c.waitError(ctx, op, err, false)
 	}
 	ttl := time.Duration(grant.TTL) * time.Second
 	h := &Hold{
@@ -93,12 +92,14 @@ func (c *Client) Acquire(ctx context.Context, opts AcquireOptions) (*Hold, error
 	return h, nil
 }
 
-// waitError turns an error seen while acquiring into the right class: the
-// caller's own deadline or cancellation is a wait timeout, anything else is
-// classified as an etcd error.
-func (c *Client) waitError(ctx context.Context, op string, err error) error {
-	if ctx.Err() != nil {
-		return fmt.Errorf("%s: %w", op, errors.Join(ErrWaitTimeout, context.Cause(ctx)))
+// waitError turns an error seen while acquiring into the right class. The
+// caller's cancellation (a signal) ends the wait. The caller's deadline ends
+// the wait only once the contender is queued: before that, etcd has not
+// answered at all, so whether the claim is busy is unknown, and that is an
+// etcd error, not "busy".
+func (c *Client) waitError(ctx context.Context, op string, err error, queued bool) error {
+	if ctx.Err() != nil && (queued || ctx.Err() == context.Canceled) {
+		return fmt.Errorf("%s: %w: %w", op, ErrWaitTimeout, context.Cause(ctx))
 	}
 	return c.etcdError(op, err)
 }
@@ -118,7 +119,7 @@ func (c *Client) acquire(ctx context.Context, h *Hold, opts AcquireOptions) erro
 		Commit()
 	cancel()
 	if err != nil {
-		return c.waitError(ctx, op, err)
+		return c.waitError(ctx, op, err, false)
 	}
 	if !resp.Succeeded {
 		return fmt.Errorf("%s: key %s exists already under a lease granted just now", op, h.Key)

@@ -20,8 +20,9 @@ var (
 	ErrMalformedToken = errors.New("malformed token")
 	// ErrBusy: the claim is held and the caller asked not to wait.
 	ErrBusy = errors.New("claim is busy")
-	// ErrWaitTimeout: the caller's wait bound passed before the claim was free.
-	ErrWaitTimeout = errors.New("timed out waiting for the claim")
+	// ErrWaitTimeout: the caller stopped waiting (its -w bound passed, or it
+	// was interrupted) before the claim was free.
+	ErrWaitTimeout = errors.New("stopped waiting for the claim")
 	// ErrNotHeld: the token (or this process) no longer holds the claim.
 	ErrNotHeld = errors.New("claim not held")
 	// ErrUnavailable: etcd could not be reached or did not answer in time, so

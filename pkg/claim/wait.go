@@ -35,7 +35,7 @@ func (c *Client) wait(ctx context.Context, h *Hold, opts AcquireOptions) error {
 	retry := min(max(h.TTL/10, 100*time.Millisecond), time.Second)
 	for {
 		if ctx.Err() != nil {
-			return c.waitError(ctx, op, ctx.Err())
+			return c.waitError(ctx, op, ctx.Err(), true)
 		}
 		if err := h.lostInQueue(); err != nil {
 			return fmt.Errorf("%s: %w", op, err)
@@ -54,7 +54,7 @@ func (c *Client) wait(ctx context.Context, h *Hold, opts AcquireOptions) error {
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil || !isUnavailable(err) {
-				return c.waitError(ctx, op, err)
+				return c.waitError(ctx, op, err, true)
 			}
 			sleep(ctx, retry)
 			continue
@@ -74,7 +74,7 @@ func (c *Client) wait(ctx context.Context, h *Hold, opts AcquireOptions) error {
 					return fmt.Errorf("%s: %w", op, h.lostInQueue())
 				}
 				if ctx.Err() != nil || !isUnavailable(err) {
-					return c.waitError(ctx, op, err)
+					return c.waitError(ctx, op, err, true)
 				}
 				sleep(ctx, retry)
 				continue
