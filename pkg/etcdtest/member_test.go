@@ -1,0 +1,149 @@
+package etcdtest
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestStart(t *testing.T) {
+	m := Start(t)
+	eps := m.Endpoints()
+	if len(eps) != 1 || !strings.HasPrefix(eps[0], "http://127.0.0.1:") || strings.HasSuffix(eps[0], ":0") {
+		t.Fatalf("Endpoints() = %q, want [http://127.0.0.1:PORT]", eps)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	cli := m.Client(t)
+	if _, err := cli.Put(ctx, "k", "v"); err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	// The bare host:port form works too.
+	bare := NewClient(t, strings.TrimPrefix(eps[0], "http://"))
+	resp, err := bare.Get(ctx, "k")
+	if err != nil || len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "v" {
+		t.Fatalf("get = %v, %v; want v", resp, err)
+	}
+
+	// MinLeaseTTL is what the member grants for anything shorter.
+	for _, ttl := range []int64{1, 2} {
+		lease, err := cli.Grant(ctx, ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := max(ttl, int64(MinLeaseTTL/time.Second))
+		if lease.TTL != want {
+			t.Errorf("Grant(%d).TTL = %d, want %d", ttl, lease.TTL, want)
+		}
+	}
+}
+
+func TestStartEmbeddedRestart(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i, want := range []string{"", "v"} {
+		s, err := StartEmbedded(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cli := NewClient(t, s.ClientURLs()...)
+		resp, err := cli.Get(ctx, "k")
+		if err != nil {
+			s.Close()
+			t.Fatal(err)
+		}
+		got := ""
+		if len(resp.Kvs) > 0 {
+			got = string(resp.Kvs[0].Value)
+		}
+		if got != want {
+			t.Errorf("start %d: k = %q, want %q", i, got, want)
+		}
+		_, err = cli.Put(ctx, "k", "v")
+		cli.Close()
+		s.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestProxyBlackhole(t *testing.T) {
+	m := Start(t)
+	p := NewProxy(t, m.Endpoints()[0])
+	if !strings.HasPrefix(p.Endpoint(), "unix:///") {
+		t.Fatalf("Endpoint() = %q, want unix:///path", p.Endpoint())
+	}
+	cli := NewClient(t, p.Endpoint())
+
+	get := func(timeout time.Duration) error {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		_, err := cli.Get(ctx, "k")
+		return err
+	}
+	if err := get(5 * time.Second); err != nil {
+		t.Fatalf("get through proxy: %v", err)
+	}
+
+	p.Blackhole()
+	start := time.Now()
+	err := get(time.Second)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("get through blackholed proxy = %v, want context.DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d < 900*time.Millisecond {
+		t.Errorf("blackholed get failed after %v, before its deadline", d)
+	}
+
+	// Data dropped mid-stream breaks the connection; the client reconnects.
+	p.Unblackhole()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := get(time.Second)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("get through proxy still failing 10s after unblackhole: %v", err)
+		}
+	}
+}
+
+func TestProxyDelay(t *testing.T) {
+	m := Start(t)
+	p := NewProxy(t, m.Endpoints()[0])
+	cli := NewClient(t, p.Endpoint())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cli.Get(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+
+	const latency = 150 * time.Millisecond
+	p.Delay(latency)
+	start := time.Now()
+	if _, err := cli.Get(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 2*latency {
+		t.Errorf("get with %v latency each way took %v, want at least %v", latency, d, 2*latency)
+	}
+
+	p.Undelay()
+	p.Pause()
+	pctx, pcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	_, err := cli.Get(pctx, "k")
+	pcancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("get through paused proxy = %v, want context.DeadlineExceeded", err)
+	}
+	p.Unpause()
+	if _, err := cli.Get(ctx, "k"); err != nil {
+		t.Errorf("get after unpause: %v", err)
+	}
+}
