@@ -18,8 +18,10 @@ import (
 // E2E_LOG, one write(2) per line, with times on CLOCK_BOOTTIME (one clock
 // for every process on the machine):
 //
-//	start LABEL PID T
+//	start LABEL PID T FENCE  FENCE is $CLAIMCTL_FENCING_TOKEN
 //	alive LABEL T            every 10ms while it runs
+//	ack LABEL FENCE          the fenced store (E2E_STORE) accepted its write
+//	rejected LABEL FENCE     the fenced store refused it (a newer token was seen)
 //	overlap LABEL PID        at start, if a process named in E2E_MUST_BE_DEAD still lives
 //	end LABEL T              on a normal end after E2E_RUN_FOR
 //
@@ -53,7 +55,17 @@ func recorderMain() {
 		}
 		logf("grandchild %s %d", label, gc.Process.Pid)
 	}
-	logf("start %s %d %d", label, os.Getpid(), now())
+	fence, _ := strconv.ParseInt(os.Getenv("CLAIMCTL_FENCING_TOKEN"), 10, 64)
+	logf("start %s %d %d %d", label, os.Getpid(), now(), fence)
+	if store := os.Getenv("E2E_STORE"); store != "" {
+		if ok, err := fencedWrite(store, label, fence); err != nil {
+			logf("error %s %v", label, err)
+		} else if ok {
+			logf("ack %s %d", label, fence)
+		} else {
+			logf("rejected %s %d", label, fence)
+		}
+	}
 	runFor, _ := time.ParseDuration(os.Getenv("E2E_RUN_FOR"))
 	if runFor == 0 {
 		runFor = time.Hour
@@ -78,6 +90,8 @@ func now() int64 {
 type record struct {
 	starts     map[string]int64 // label -> start time
 	pids       map[string]int   // label -> pid
+	fences     map[string]int64 // label -> fencing token
+	acks       map[string]int64 // label -> fencing token the store accepted
 	grandkids  map[string]int   // label -> grandchild pid
 	lastAlive  map[string]int64 // label -> last alive time
 	ends       map[string]int64
@@ -86,8 +100,8 @@ type record struct {
 }
 
 func readRecord(path string) (record, error) {
-	r := record{starts: map[string]int64{}, pids: map[string]int{}, grandkids: map[string]int{},
-		lastAlive: map[string]int64{}, ends: map[string]int64{}}
+	r := record{starts: map[string]int64{}, pids: map[string]int{}, fences: map[string]int64{}, grandkids: map[string]int{},
+		lastAlive: map[string]int64{}, ends: map[string]int64{}, acks: map[string]int64{}}
 	b, err := os.ReadFile(path)
 	if err != nil && !os.IsNotExist(err) {
 		return r, err
@@ -106,7 +120,9 @@ func readRecord(path string) (record, error) {
 		}
 		switch f[0] {
 		case "start":
-			r.pids[f[1]], r.starts[f[1]] = int(num(2)), num(3)
+			r.pids[f[1]], r.starts[f[1]], r.fences[f[1]] = int(num(2)), num(3), num(4)
+		case "ack":
+			r.acks[f[1]] = num(2)
 		case "alive":
 			if t := num(2); t > r.lastAlive[f[1]] {
 				r.lastAlive[f[1]] = t
