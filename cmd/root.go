@@ -120,6 +120,7 @@ strictly increasing for each claim. See README.md for the exit codes.`,
 		NewCmdRun(f, nil),
 		NewCmdStatus(f, nil),
 		NewCmdList(f, nil),
+		NewCmdDoctor(f, nil),
 		NewCmdVersion(f),
 	)
 	return root
