@@ -39,7 +39,8 @@ renewed. The token is printed only after the hold is verified.`,
 		Example: `  claimctl acquire deploy
   claimctl acquire -n -E 0 nightly-report
   eval "$(claimctl acquire -o env --ttl 30m deploy)"`,
-		Args: exactArgs(1, "NAME"),
+		Args:              exactArgs(1, "NAME"),
+		ValidArgsFunction: completeClaimNames(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.cmd, opts.Name = cmd, args[0]
 			if runF != nil {

@@ -37,6 +37,13 @@ TOKEN defaults to $CLAIMCTL_TOKEN.`,
   trap 'claimctl release "$TOKEN"' EXIT
   claimctl release --force deploy`,
 		Args: cobra.MaximumNArgs(1),
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			// Only --force takes a name; a token cannot be completed.
+			if !opts.Force {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			return completeClaimNames(f)(cmd, args, toComplete)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.cmd = cmd
 			if opts.Force {

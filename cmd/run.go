@@ -49,7 +49,8 @@ claimctl (INT TERM HUP QUIT USR1 USR2 WINCH) are forwarded to its group.`,
 		Example: `  claimctl run deploy -- ./deploy.sh production
   claimctl run -n -E 0 --min-hold 1m nightly -- /usr/local/bin/report
   claimctl run --shell backup -- 'pg_dump db | gzip > /backup/db.gz'`,
-		Args: cobra.ArbitraryArgs,
+		Args:              cobra.ArbitraryArgs,
+		ValidArgsFunction: completeClaimNames(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.cmd = cmd
 			if len(args) == 0 {

@@ -24,9 +24,10 @@ type StatusOptions struct {
 func NewCmdStatus(f *Factory, runF func(*StatusOptions) error) *cobra.Command {
 	opts := &StatusOptions{f: f}
 	cmd := &cobra.Command{
-		Use:   "status NAME",
-		Short: "Show a claim's holders (with fencing tokens and remaining TTL) and its queue",
-		Args:  exactArgs(1, "NAME"),
+		Use:               "status NAME",
+		Short:             "Show a claim's holders (with fencing tokens and remaining TTL) and its queue",
+		Args:              exactArgs(1, "NAME"),
+		ValidArgsFunction: completeClaimNames(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.cmd, opts.Name = cmd, args[0]
 			if runF != nil {
