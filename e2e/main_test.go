@@ -8,9 +8,10 @@ import (
 	"testing"
 )
 
-// claimctlBin is the claimctl binary built once for this test binary by
-// TestMain; it is written before any test runs and never changed after.
-var claimctlBin string
+// claimctlBin and serverBin are the claimctl and claimctl-server binaries
+// built once for this test binary by TestMain; they are set before any test
+// runs and never changed after.
+var claimctlBin, serverBin string
 
 func TestMain(m *testing.M) {
 	if os.Getenv("E2E_RECORDER") == "1" {
@@ -22,8 +23,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	claimctlBin = filepath.Join(dir, "claimctl")
-	build := exec.Command("go", "build", "-o", claimctlBin, "github.com/claimctl/claimctl")
+	claimctlBin, serverBin = filepath.Join(dir, "claimctl"), filepath.Join(dir, "claimctl-server")
+	build := exec.Command("go", "build", "-o", dir+"/", "github.com/claimctl/claimctl", "github.com/claimctl/claimctl/claimctl-server")
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building claimctl: %v\n%s", err, out)
 		os.Exit(1)
