@@ -2,10 +2,7 @@ package supervise
 
 import (
 	"strconv"
-	"strings"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 // Status is how the direct child ended, kept apart from the exit code that
@@ -39,20 +36,4 @@ func (s Status) String() string {
 	default:
 		return "exited with code " + strconv.Itoa(s.Code)
 	}
-}
-
-func statusOf(ws syscall.WaitStatus) Status {
-	if ws.Signaled() {
-		return Status{Signal: ws.Signal()}
-	}
-	return Status{Code: ws.ExitStatus()}
-}
-
-// signalName is "TERM" for SIGTERM, or the number for signals without a
-// name (real-time signals).
-func signalName(sig syscall.Signal) string {
-	if name := unix.SignalName(sig); name != "" {
-		return strings.TrimPrefix(name, "SIG")
-	}
-	return strconv.Itoa(int(sig))
 }

@@ -1,32 +1,5 @@
-// Package supervise starts the child process of `claimctl run` and keeps
-// control of it and of everything it spawns, so that a claim is never
-// released while a process started under it is still alive.
-//
-// The child runs in a process group of its own. Signals go to the whole
-// group, and "done" means the group is empty, not merely that the direct
-// child exited. Three mechanisms keep the group from outliving this process
-// even when it is SIGKILLed or OOM-killed:
-//
-//   - PR_SET_PDEATHSIG=SIGKILL on the direct child. The kernel fires it when
-//     the OS thread that forked the child exits (not the process), so the
-//     child is forked from a goroutine that keeps its thread locked until
-//     the child has been reaped.
-//   - A guardian (see Spec.NoGuardian): a tiny /bin/sh, outside the child's
-//     group, that blocks reading a pipe only this process can write. When
-//     this process dies the pipe reaches EOF and the guardian SIGKILLs the
-//     group, reaching the grandchildren Pdeathsig cannot. On a normal end it
-//     is told to stand down.
-//   - Start makes the calling process a child subreaper, so processes
-//     orphaned inside the group are reparented to it and reaped here: a
-//     zombie still counts as a member of its group.
-//
-// All reaping happens in one goroutine per Child, with wait4(-pgid) (members
-// of the child's group only) and wait4(guardian pid). Processes started
-// elsewhere in the program, for example with os/exec, are never reaped
-// here. In return the program must not reap children it did not start
-// (wait4(-1), or SIGCHLD set to SIG_IGN), or the child's status is lost.
-//
-// Linux only.
+//go:build linux
+
 package supervise
 
 import (
@@ -45,39 +18,6 @@ import (
 // direct child has exited. Before that nothing polls: the supervising
 // goroutine sleeps in waitid until a member of the group exits.
 const pollInterval = 10 * time.Millisecond
-
-// Spec describes the child to start.
-type Spec struct {
-	// Path is the command. A name without a slash is looked up in the PATH
-	// of Env (the child's environment, not ours) as exec.LookPath would;
-	// a path with a slash is used as is, relative to Dir. It is also the
-	// child's argv[0]. No shell is involved: callers that want one pass
-	// "/bin/sh" with Args {"-c", script}.
-	Path string
-	// Args are the arguments after the command, argv[1:].
-	Args []string
-	// Env is the child's whole environment; nil means this process's
-	// (os.Environ()), as in os/exec.
-	Env []string
-	// Dir is the child's working directory; "" means ours.
-	Dir string
-	// Stdin, Stdout and Stderr become the child's descriptors 0, 1 and 2
-	// as they are, with no pipe or copying goroutine in between, so a child
-	// that writes a lot is never held up by us. nil means /dev/null. As in
-	// os/exec, the files are put in blocking mode (os.File.Fd).
-	//
-	// The child's process group is not the terminal's foreground group: a
-	// child reading a terminal on Stdin is stopped by SIGTTIN, and the
-	// terminal's Ctrl-C reaches this process only, which forwards it with
-	// Signal.
-	Stdin, Stdout, Stderr *os.File
-	// NoGuardian skips the guardian process. Without it the direct child
-	// still dies with this process (Pdeathsig), but its own children
-	// survive a SIGKILL of this process. It exists to measure the
-	// guardian's cost; leave it false in production. The guardian is also
-	// skipped, silently, when /bin/sh does not exist.
-	NoGuardian bool
-}
 
 // Child is a started child and its process group. It is the only handle on
 // them: nothing else may reap the child. Its methods are safe for
@@ -300,6 +240,13 @@ func (c *Child) reapLocked() {
 			c.setExitedLocked(statusOf(ws))
 		}
 	}
+}
+
+func statusOf(ws syscall.WaitStatus) Status {
+	if ws.Signaled() {
+		return Status{Signal: ws.Signal()}
+	}
+	return Status{Code: ws.ExitStatus()}
 }
 
 func (c *Child) setExitedLocked(s Status) {

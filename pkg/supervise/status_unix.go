@@ -1,0 +1,20 @@
+//go:build unix
+
+package supervise
+
+import (
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// signalName is "TERM" for SIGTERM, or the number for signals without a
+// name (real-time signals).
+func signalName(sig syscall.Signal) string {
+	if name := unix.SignalName(sig); name != "" {
+		return strings.TrimPrefix(name, "SIG")
+	}
+	return strconv.Itoa(int(sig))
+}

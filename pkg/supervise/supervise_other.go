@@ -1,0 +1,72 @@
+//go:build !linux
+
+package supervise
+
+import (
+	"errors"
+	"syscall"
+	"time"
+)
+
+// errUnsupported is what Start returns off Linux. It matches
+// errors.ErrUnsupported, so callers can tell it from a failed start.
+var errUnsupported error = unsupportedError{}
+
+type unsupportedError struct{}
+
+func (unsupportedError) Error() string {
+	return "claimctl run is supported on Linux only (PR_SET_PDEATHSIG and child subreapers are Linux features)"
+}
+
+func (unsupportedError) Is(target error) bool { return target == errors.ErrUnsupported }
+
+// Child is a started child and its process group. Off Linux, Start never
+// returns one; the type and its methods exist so that callers compile, and
+// they behave as for a child whose status was lost and whose group is gone.
+type Child struct{}
+
+// Start always fails off Linux: nothing here could keep the child's process
+// group from outliving this process, so the child is not started. The error
+// matches errors.ErrUnsupported.
+func Start(spec Spec) (*Child, error) {
+	if spec.Path == "" {
+		return nil, errors.New("start: empty command")
+	}
+	return nil, errUnsupported
+}
+
+// Pid is 0: there is no child.
+func (c *Child) Pid() int { return 0 }
+
+// Signal fails: there is no group to signal.
+func (c *Child) Signal(sig syscall.Signal) error { return errUnsupported }
+
+// Exited is already closed.
+func (c *Child) Exited() <-chan struct{} { return closed() }
+
+// GroupDone is already closed.
+func (c *Child) GroupDone() <-chan struct{} { return closed() }
+
+// Status is unknown (Code -1).
+func (c *Child) Status() Status { return Status{Code: -1} }
+
+// Stop does nothing.
+func (c *Child) Stop(grace time.Duration) {}
+
+// StopAt does nothing.
+func (c *Child) StopAt(killAt time.Time) {}
+
+// Kill does nothing.
+func (c *Child) Kill() {}
+
+// Wait returns at once with an unknown status (Code -1).
+func (c *Child) Wait() Status { return c.Status() }
+
+// Close does nothing.
+func (c *Child) Close() {}
+
+func closed() <-chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}
