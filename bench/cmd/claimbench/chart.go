@@ -1,0 +1,231 @@
+package main
+
+import (
+	"fmt"
+	"image/color"
+	"os"
+	"slices"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+)
+
+var toolColor = map[string]color.Color{
+	"claimctl": color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
+	"etcdctl":  color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff},
+}
+
+var toolLabel = map[string]string{"claimctl": "claimctl run", "etcdctl": "etcdctl lock (v3.7.3)"}
+
+// chart draws four panels into one PNG: the uncontended latency
+// distribution, sections per second, handoff gaps under contention, and the
+// handoff gap as in-process waiters grow.
+func (r *Results) chart(path string) error {
+	panels := [][]*plot.Plot{{r.latencyPlot(), r.throughputPlot()}, {r.gapPlot(), r.waitersPlot()}}
+	img := vgimg.NewWith(vgimg.UseWH(12*vg.Inch, 9*vg.Inch), vgimg.UseDPI(110))
+	dc := draw.New(img)
+	dc.SetColor(color.White)
+	dc.Fill(dc.Rectangle.Path())
+	tiles := draw.Tiles{Rows: 2, Cols: 2, PadX: vg.Points(24), PadY: vg.Points(24),
+		PadTop: vg.Points(12), PadBottom: vg.Points(12), PadLeft: vg.Points(12), PadRight: vg.Points(12)}
+	canvases := plot.Align(panels, tiles, dc)
+	for i := range panels {
+		for j := range panels[i] {
+			if panels[i][j] != nil {
+				panels[i][j].Draw(canvases[i][j])
+			}
+		}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func newPlot(title, x, y string) *plot.Plot {
+	p := plot.New()
+	p.Title.Text = title
+	p.Title.TextStyle.Font.Size = vg.Points(13)
+	p.X.Label.Text = x
+	p.Y.Label.Text = y
+	p.X.Label.TextStyle.Font.Size = vg.Points(11)
+	p.Y.Label.TextStyle.Font.Size = vg.Points(11)
+	p.X.Tick.Label.Font.Size = vg.Points(10)
+	p.Y.Tick.Label.Font.Size = vg.Points(10)
+	p.Legend.TextStyle.Font.Size = vg.Points(10)
+	p.Legend.Top = true
+	p.Add(plotter.NewGrid())
+	return p
+}
+
+// latencyPlot is the CDF of uncontended fork-to-exit latency.
+func (r *Results) latencyPlot() *plot.Plot {
+	if len(r.Uncontended) == 0 {
+		return nil
+	}
+	p := newPlot("Uncontended run: fork to exit (CDF)", "latency (ms)", "fraction of runs")
+	for _, t := range []string{"claimctl", "etcdctl"} {
+		l := r.Uncontended[t]
+		if l == nil || len(l.Wall) == 0 {
+			continue
+		}
+		s := slices.Clone(l.Wall)
+		slices.Sort(s)
+		pts := make(plotter.XYs, len(s))
+		for i, v := range s {
+			pts[i] = plotter.XY{X: v, Y: float64(i+1) / float64(len(s))}
+		}
+		line, err := plotter.NewLine(pts)
+		if err != nil {
+			continue
+		}
+		line.Color = toolColor[t]
+		line.Width = vg.Points(2)
+		p.Add(line)
+		p.Legend.Add(fmt.Sprintf("%s (median %.1f ms)", toolLabel[t], l.WallSum.Median), line)
+	}
+	p.Legend.Left = false
+	p.Legend.Top = false
+	p.Legend.XOffs = -vg.Points(4)
+	p.Legend.YOffs = vg.Points(8)
+	p.Y.Min, p.Y.Max = 0, 1
+	return p
+}
+
+// bars adds one bar series per tool over the categories.
+func bars(p *plot.Plot, categories []string, values map[string][]float64, order []string) {
+	barsLabelled(p, categories, values, order, toolLabel)
+}
+
+// barsLabelled is bars with the legend's labels given.
+func barsLabelled(p *plot.Plot, categories []string, values map[string][]float64, order []string, labels map[string]string) {
+	w := vg.Points(22)
+	top := 0.0
+	for _, vs := range values {
+		for _, v := range vs {
+			top = max(top, v)
+		}
+	}
+	for i, t := range order {
+		vs := values[t]
+		if len(vs) == 0 {
+			continue
+		}
+		b, err := plotter.NewBarChart(plotter.Values(vs), w)
+		if err != nil {
+			continue
+		}
+		b.Color = toolColor[t]
+		b.LineStyle.Width = 0
+		b.Offset = w * vg.Length(float64(i)-float64(len(order)-1)/2)
+		p.Add(b)
+		p.Legend.Add(labels[t], b)
+	}
+	p.NominalX(categories...)
+	p.Y.Min = 0
+	// Leave room above the tallest bar for the legend.
+	p.Y.Max = top * 1.3
+}
+
+func (r *Results) contentionByProcs() ([]int, map[string]map[int]*Contention) {
+	by := map[string]map[int]*Contention{}
+	var procs []int
+	for _, c := range r.Contention {
+		if by[c.Tool] == nil {
+			by[c.Tool] = map[int]*Contention{}
+		}
+		by[c.Tool][c.Procs] = c
+		if !slices.Contains(procs, c.Procs) {
+			procs = append(procs, c.Procs)
+		}
+	}
+	slices.Sort(procs)
+	return procs, by
+}
+
+// throughputPlot is sections per second at each process count.
+func (r *Results) throughputPlot() *plot.Plot {
+	procs, by := r.contentionByProcs()
+	if len(procs) == 0 {
+		return nil
+	}
+	p := newPlot("Contention: critical sections per second (5 ms section)", "processes contending", "sections / s")
+	var cats []string
+	values := map[string][]float64{}
+	for _, n := range procs {
+		cats = append(cats, fmt.Sprintf("%d processes", n))
+		for _, t := range []string{"claimctl", "etcdctl"} {
+			if c := by[t][n]; c != nil {
+				values[t] = append(values[t], c.PerSecond)
+			}
+		}
+	}
+	bars(p, cats, values, []string{"claimctl", "etcdctl"})
+	return p
+}
+
+// gapPlot is the handoff gap (median and p90) with the most processes
+// contending and in the isolated handoff scenario.
+func (r *Results) gapPlot() *plot.Plot {
+	procs, by := r.contentionByProcs()
+	values := map[string][]float64{}
+	var cats []string
+	if len(procs) > 0 {
+		n := procs[len(procs)-1]
+		cats = append(cats, fmt.Sprintf("%d procs: median", n), fmt.Sprintf("%d procs: p90", n))
+		for _, t := range []string{"claimctl", "etcdctl"} {
+			if c := by[t][n]; c != nil {
+				values[t] = append(values[t], c.Gap.Median, c.Gap.P90)
+			}
+		}
+	}
+	if c, d := r.Handoff["claimctl"], r.Handoff["etcdctl"]; c != nil && d != nil && len(c.Gaps) > 0 && len(d.Gaps) > 0 {
+		cats = append(cats, "isolated: median", "isolated: p90")
+		values["claimctl"] = append(values["claimctl"], c.Gap.Median, c.Gap.P90)
+		values["etcdctl"] = append(values["etcdctl"], d.Gap.Median, d.Gap.P90)
+	}
+	if len(cats) == 0 {
+		return nil
+	}
+	p := newPlot("Handoff gap: next child's start - previous child's end", "", "gap (ms)")
+	bars(p, cats, values, []string{"claimctl", "etcdctl"})
+	return p
+}
+
+// waitersPlot is the median handoff gap as in-process waiters grow.
+func (r *Results) waitersPlot() *plot.Plot {
+	if len(r.Waiters) == 0 {
+		return nil
+	}
+	p := newPlot("In-process waiters on one claim: handoff gap median", "waiters queued", "gap (ms)")
+	var ws []int
+	for _, w := range r.Waiters {
+		if !slices.Contains(ws, w.Waiters) {
+			ws = append(ws, w.Waiters)
+		}
+	}
+	slices.Sort(ws)
+	values := map[string][]float64{}
+	var cats []string
+	for _, n := range ws {
+		cats = append(cats, fmt.Sprint(n))
+		for _, w := range r.Waiters {
+			if w.Waiters == n {
+				values[w.Protocol] = append(values[w.Protocol], w.Gap.Median)
+			}
+		}
+	}
+	barsLabelled(p, cats, values, []string{"claimctl", "etcdctl"}, map[string]string{
+		"claimctl": "pkg/claim (claimctl run's protocol)",
+		"etcdctl":  "concurrency.Mutex (etcdctl lock's protocol)",
+	})
+	return p
+}

@@ -1,0 +1,278 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/claimctl/claimctl/bench/internal/mono"
+	"github.com/claimctl/claimctl/bench/internal/procs"
+	"github.com/claimctl/claimctl/bench/internal/seclog"
+	"github.com/claimctl/claimctl/bench/internal/server"
+	"github.com/claimctl/claimctl/bench/internal/stats"
+)
+
+// sectionHold is the critical section of the contention scenario.
+const sectionHold = 5 * time.Millisecond
+
+// contention runs P processes, each making K runs in a row of the tool
+// around a 5 ms critical section, on one claim; for each P the two tools
+// alternate, round by round (ABBA order). From the intervals the section
+// helper logged: sections per second, handoff gaps, overlaps; from the
+// server's counters: etcd requests per section.
+func (b *bench) contention(ctx context.Context) error {
+	for _, procs := range b.cfg.procs {
+		agg := map[string]*Contention{}
+		spans := map[string]time.Duration{}
+		reqs := map[string]server.Requests{}
+		for _, t := range b.tools() {
+			agg[t.name] = &Contention{Tool: t.name, Procs: procs, Runs: b.cfg.runs, Rounds: b.cfg.rounds, TokensRise: true,
+				PhaseSamples: map[string][]float64{}, Phases: map[string]stats.Summary{}}
+			reqs[t.name] = server.Requests{Unary: map[string]float64{}, StreamMsgs: map[string]float64{}}
+		}
+		for round := range b.cfg.rounds {
+			for _, t := range b.order(round) {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				rr, err := b.contentionRound(ctx, t, procs, round)
+				if err != nil {
+					return err
+				}
+				a, failures := rr.a, rr.failures
+				c := agg[t.name]
+				for k, v := range rr.phases {
+					c.PhaseSamples[k] = append(c.PhaseSamples[k], v...)
+				}
+				c.toolCPU += rr.toolCPU
+				c.serverCPU += rr.serverCPU
+				c.RoundGapMedians = append(c.RoundGapMedians, stats.Quantile(stats.Durations(a.Gaps), 0.5))
+				c.Sections += a.Sections
+				c.Overlaps += a.Overlaps
+				c.Failures += failures
+				c.TokensRise = c.TokensRise && a.TokensRise
+				c.Gaps = append(c.Gaps, stats.Durations(a.Gaps)...)
+				c.RoundRates = append(c.RoundRates, a.PerSecond)
+				spans[t.name] += a.Span
+				reqs[t.name] = addRequests(reqs[t.name], rr.reqs)
+				logf("%s %d procs round %d: %d sections, %.1f/s, gap median %.1f ms, %d overlaps",
+					t.name, procs, round+1, a.Sections, a.PerSecond, stats.Quantile(stats.Durations(a.Gaps), 0.5), a.Overlaps)
+			}
+		}
+		for _, t := range b.tools() {
+			c := agg[t.name]
+			c.Gap = stats.Summarize(c.Gaps)
+			for k, v := range c.PhaseSamples {
+				c.Phases[k] = stats.Summarize(v)
+			}
+			if s := spans[t.name].Seconds(); s > 0 {
+				c.PerSecond = float64(c.Sections) / s
+			}
+			if c.Sections > 0 {
+				c.PerSection = reqs[t.name].Per(float64(c.Sections))
+				c.PerSecReq = c.PerSection.Total()
+				c.ToolCPUPerSection = ms(c.toolCPU) / float64(c.Sections)
+				c.ServerCPUPerSection = ms(c.serverCPU) / float64(c.Sections)
+			}
+			b.res.Contention = append(b.res.Contention, c)
+			want := procs * b.cfg.runs * b.cfg.rounds
+			b.res.check(t.name, fmt.Sprintf("contention %d procs: every run ran, no overlap", procs),
+				c.Sections == want && c.Overlaps == 0 && c.Failures == 0,
+				fmt.Sprintf("%d of %d sections, %d overlaps, %d failed runs", c.Sections, want, c.Overlaps, c.Failures))
+			if t.name == "claimctl" {
+				b.res.check(t.name, fmt.Sprintf("contention %d procs: fencing tokens rise in start order", procs), c.TokensRise, fmt.Sprintf("tokens rise: %v", c.TokensRise))
+			}
+		}
+	}
+	return nil
+}
+
+// roundResult is what one contention round measured.
+type roundResult struct {
+	a         seclog.Analysis
+	reqs      server.Requests
+	failures  int
+	phases    map[string][]float64
+	toolCPU   time.Duration // every tool process, with the children it reaped
+	serverCPU time.Duration
+}
+
+// contentionRound runs one round and returns what the log shows, the etcd
+// traffic, the CPU spent, and the number of runs that failed.
+func (b *bench) contentionRound(ctx context.Context, t tool, nprocs, round int) (roundResult, error) {
+	var rr roundResult
+	name := fmt.Sprintf("cont-%s-%d-%d", t.name, nprocs, round)
+	log := filepath.Join(b.work, name+".log")
+	m0, err := b.srv.Scrape(ctx)
+	if err != nil {
+		return rr, err
+	}
+	events, err := b.recordEvents(ctx, name)
+	if err != nil {
+		return rr, err
+	}
+	srvCPU0, err := procs.CPUTime(b.srv.Pid())
+	if err != nil {
+		return rr, err
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	failures := 0
+	var firstErr error
+	for p := range nprocs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range b.cfg.runs {
+				if ctx.Err() != nil {
+					return
+				}
+				label := fmt.Sprintf("p%02d-%03d", p, i)
+				pr, err := b.start(t.lockArgs(b.srv.URL, name, 10, b.section(log, sectionHold, label)...))
+				if err == nil {
+					err = pr.wait(2 * time.Minute)
+					mu.Lock()
+					rr.toolCPU += pr.cpu()
+					mu.Unlock()
+				}
+				if err != nil {
+					mu.Lock()
+					failures++
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		logf("%s: %d runs failed; first: %v", name, failures, firstErr)
+	}
+	srvCPU1, err := procs.CPUTime(b.srv.Pid())
+	if err != nil {
+		return rr, err
+	}
+	evs := events()
+	m1, err := b.srv.Scrape(ctx)
+	if err != nil {
+		return rr, err
+	}
+	ivs, err := seclog.Read(log)
+	if err != nil {
+		return rr, err
+	}
+	rr.a, rr.reqs, rr.failures, rr.phases = seclog.Analyze(ivs), server.Diff(m0, m1), failures, decompose(ivs, evs)
+	rr.serverCPU = srvCPU1 - srvCPU0
+	return rr, nil
+}
+
+// keyEvent is a change under a claim's prefix, timed when the driver's
+// watch delivered it (tens of microseconds after etcd applied it).
+type keyEvent struct {
+	at      int64 // CLOCK_MONOTONIC
+	deleted bool
+	version int64 // 1 for a key's creation, more for an update
+}
+
+// recordEvents watches claim name's prefix until the returned function is
+// called, which returns the events seen.
+func (b *bench) recordEvents(ctx context.Context, name string) (func() []keyEvent, error) {
+	wctx, cancel := context.WithCancel(ctx)
+	wch := b.cli.Watch(wctx, prefix(name), clientv3.WithPrefix(), clientv3.WithCreatedNotify())
+	select {
+	case wr := <-wch:
+		if !wr.Created {
+			cancel()
+			return nil, fmt.Errorf("watch %s: not created: %v", name, wr.Err())
+		}
+	case <-time.After(10 * time.Second):
+		cancel()
+		return nil, fmt.Errorf("watch %s: not created within 10s", name)
+	}
+	var evs []keyEvent
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for wr := range wch {
+			at := mono.Now()
+			for _, ev := range wr.Events {
+				evs = append(evs, keyEvent{at: at, deleted: ev.Type == clientv3.EventTypeDelete, version: ev.Kv.Version})
+			}
+		}
+	}()
+	return func() []keyEvent {
+		time.Sleep(100 * time.Millisecond) // let the last events arrive
+		cancel()
+		<-done
+		return evs
+	}, nil
+}
+
+// decompose splits each handoff gap (previous section's end to the next
+// section's start) at the events etcd saw in between: the holder's key
+// deleted (its release applied), and for claimctl the new holder's key
+// updated with its acquired_at time (the waiter's last request before it
+// starts the child).
+func decompose(ivs []seclog.Interval, evs []keyEvent) map[string][]float64 {
+	out := map[string][]float64{}
+	for i := 1; i < len(ivs); i++ {
+		prev, next := ivs[i-1], ivs[i]
+		if prev.Open() || next.Start < prev.End {
+			continue
+		}
+		var del, upd *keyEvent
+		for j := range evs {
+			e := &evs[j]
+			if e.at <= prev.End || e.at >= next.Start {
+				continue
+			}
+			if del == nil && e.deleted {
+				del = e
+			} else if del != nil && upd == nil && !e.deleted && e.version > 1 {
+				upd = e
+			}
+		}
+		if del == nil {
+			continue
+		}
+		out[phaseRelease] = append(out[phaseRelease], ms(time.Duration(del.at-prev.End)))
+		last := del.at
+		if upd != nil {
+			out[phaseWake] = append(out[phaseWake], ms(time.Duration(upd.at-del.at)))
+			last = upd.at
+		}
+		out[phaseStart] = append(out[phaseStart], ms(time.Duration(next.Start-last)))
+	}
+	return out
+}
+
+// The phases of a handoff gap.
+const (
+	phaseRelease = "child end -> holder's key deleted"
+	phaseWake    = "key deleted -> waiter's acquired_at written"
+	phaseStart   = "last etcd event -> next child started"
+)
+
+func addRequests(a, b server.Requests) server.Requests {
+	out := server.Requests{Unary: map[string]float64{}, StreamMsgs: map[string]float64{}}
+	for _, r := range []server.Requests{a, b} {
+		for k, v := range r.Unary {
+			out.Unary[k] += v
+		}
+		for k, v := range r.StreamMsgs {
+			out.StreamMsgs[k] += v
+		}
+		out.Puts += r.Puts
+		out.Deletes += r.Deletes
+		out.Ranges += r.Ranges
+		out.Txns += r.Txns
+		out.WatchEvents += r.WatchEvents
+	}
+	return out
+}

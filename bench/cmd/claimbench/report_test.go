@@ -1,0 +1,92 @@
+package main
+
+import (
+	"image/png"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/claimctl/claimctl/bench/internal/stats"
+)
+
+// fixture is a small but complete set of results.
+func fixture() *Results {
+	r := &Results{
+		Date: "2026-01-01T00:00:00Z", Machine: "test", Etcdctl: "etcdctl version: 3.7.3", Checkout: "commit abc",
+		Uncontended: map[string]*Latency{}, Startup: map[string]*Latency{}, Connect: map[string]*Latency{},
+		RSS: map[string]*RSS{}, Handoff: map[string]*Handoff{}, LoadAvg: map[string]string{"uncontended": "0.1 0.2 0.3"},
+	}
+	for i, t := range []string{"claimctl", "etcdctl"} {
+		l := &Latency{Wall: []float64{10, 11, 12 + float64(i)}, CPU: []float64{9, 9, 9}}
+		l.summarize()
+		r.Uncontended[t] = l
+		for _, procs := range []int{4, 16} {
+			c := &Contention{Tool: t, Procs: procs, Runs: 25, Rounds: 2, Sections: 100, PerSecond: 50 + float64(10*i),
+				RoundRates: []float64{50, 52}, RoundGapMedians: []float64{6, 7}, Gaps: []float64{5, 6, 7},
+				Phases: map[string]stats.Summary{phaseRelease: stats.Summarize([]float64{1.5})}}
+			c.Gap = stats.Summarize(c.Gaps)
+			r.Contention = append(r.Contention, c)
+		}
+		h := &Handoff{Gaps: []float64{4, 5}, Phases: map[string]stats.Summary{}}
+		h.Gap = stats.Summarize(h.Gaps)
+		r.Handoff[t] = h
+		rss := &RSS{HWM: []float64{16000 + float64(1000*i)}}
+		rss.HWMSum = stats.Summarize(rss.HWM)
+		r.RSS[t] = rss
+		r.Failover = append(r.Failover, &Failover{Tool: t, Failover: 5000, ChildGone: math.NaN(), OrphanAlive: t == "etcdctl", TTL: 5})
+		r.NetCut = append(r.NetCut, &NetCut{Tool: t, CutToStop: map[bool]float64{true: 2800, false: math.NaN()}[t == "claimctl"], CutToNext: 5000, Overlap: t == "etcdctl", TTL: 5})
+		w := &Waiters{Protocol: t, Waiters: 10, Handoffs: 10, Gaps: []float64{1, 2}}
+		w.Gap = stats.Summarize(w.Gaps)
+		r.Waiters = append(r.Waiters, w)
+	}
+	return r
+}
+
+func TestChartIsAPNG(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.png")
+	if err := fixture().chart(path); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := img.Bounds(); b.Dx() < 1000 || b.Dy() < 700 {
+		t.Fatalf("chart is %v, want at least 1000x700", b)
+	}
+}
+
+func TestMarkdownAndTargets(t *testing.T) {
+	r := fixture()
+	md := r.markdown()
+	for _, want := range []string{"| uncontended `run`/`lock` + `true`", "never (1 of 1)", "| target", "| peak RSS while holding (VmHWM median) | <= 1x | 0.94x | yes |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+	got := map[string]bool{}
+	for _, tg := range r.targets() {
+		got[tg.what] = tg.met
+	}
+	if !got["failover within TTL+1s, no live orphan"] || !got["cut-to-stop before the next holder starts"] || got["sections/s, 16 processes"] {
+		t.Fatalf("targets = %v", got)
+	}
+}
+
+func TestJSONCarriesNeverAsNull(t *testing.T) {
+	f := &Failover{Tool: "etcdctl", Failover: 5000, ChildGone: math.NaN()}
+	b, err := f.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"old_child_gone_ms":null`) || !strings.Contains(string(b), `"failover_ms":5000`) {
+		t.Fatalf("JSON %s", b)
+	}
+}

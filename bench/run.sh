@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs the claimctl benchmark suite: builds claimctl and claimctl-server from
+# this checkout and etcdctl v3.7.3 from its release, starts one
+# claimctl-server on loopback, and measures claimctl against etcdctl lock,
+# alternately, in one run.
+#
+#   bench/run.sh                 full run (about 10 minutes on 2 cores)
+#   bench/run.sh --quick         CI smoke: tiny counts, correctness only
+#   bench/run.sh --publish       full run, then copy the chart to docs/
+#   bench/run.sh -h              every flag (counts, --only SCENARIO,...)
+#
+# Results go to bench/out/ (results.json, results.md, benchmarks.png).
+set -euo pipefail
+cd "$(dirname "$0")"
+publish=0
+args=()
+for a in "$@"; do
+  if [ "$a" = "--publish" ]; then publish=1; else args+=("$a"); fi
+done
+go build -o out/claimbench ./cmd/claimbench
+./out/claimbench --root .. --out out "${args[@]+"${args[@]}"}"
+if [ "$publish" = 1 ]; then
+  cp out/benchmarks.png ../docs/benchmarks.png
+  echo "copied the chart to docs/benchmarks.png; paste out/results.md into docs/benchmarks.md"
+fi

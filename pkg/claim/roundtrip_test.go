@@ -1,0 +1,334 @@
+package claim_test
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	"github.com/claimctl/claimctl/pkg/claim"
+	"github.com/claimctl/claimctl/pkg/etcdtest"
+)
+
+// Round trips: what each claim operation costs in etcd requests.
+//
+// A round trip here is one request the client waits for: a unary call
+// (LeaseGrant, Txn, Range, LeaseRevoke, ...) or a message on the
+// LeaseKeepAlive stream (KeepAliveOnce sends one and waits for the reply).
+// Watch stream messages (creates and cancels) are counted apart: nothing
+// waits for them on an operation's path, and they are sent asynchronously.
+//
+// The minimum the protocol allows, and what the code does today:
+//
+//	uncontended acquire   LeaseGrant + Txn (create the key, read the head)     = 2 (minimum)
+//	run's release         LeaseRevoke (deletes the key with the lease)         = 1 (minimum)
+//	release by token      Range (cluster and key check) + Txn (delete if the
+//	                      key still has the token's revision and lease)
+//	                      + LeaseRevoke                                        = 3
+//	renew by token        Range (the key still has the token's revision and
+//	                      lease) + LeaseKeepAlive                              = 2
+//	handoff               holder: LeaseRevoke; waiter, woken by its watch:
+//	                      Txn (own key intact, nothing older) + LeaseKeepAlive
+//	                      (prove the lease alive after that, etcd issue 19597)
+//	                      + Txn (record acquired_at)                           = 4
+//
+// For a handoff the protocol's minimum is 3: the acquired_at write is
+// best-effort metadata that could ride along with the re-check (a Txn whose
+// If also compares the claim's range) or leave the critical path. The other
+// operations are at their minimum. TestRoundTripBudget fails if a change
+// adds a round trip to any of them.
+
+// rtBudget is the most round trips each operation may take.
+var rtBudget = map[string]int{
+	"acquire (uncontended)": 2,
+	"release (run: revoke)": 1,
+	"release by token":      3,
+	"renew by token":        2,
+	"handoff":               4,
+}
+
+// rtCount is requests sent, by gRPC method name ("Txn", "LeaseGrant", ...).
+type rtCount map[string]int
+
+// roundTrips is every request except watch messages.
+func (n rtCount) roundTrips() int {
+	total := 0
+	for m, v := range n {
+		if m != "Watch" {
+			total += v
+		}
+	}
+	return total
+}
+
+func (n rtCount) add(o rtCount) rtCount {
+	out := maps.Clone(n)
+	if out == nil {
+		out = rtCount{}
+	}
+	for m, v := range o {
+		out[m] += v
+	}
+	return out
+}
+
+func (n rtCount) String() string {
+	var parts []string
+	for _, m := range slices.Sorted(maps.Keys(n)) {
+		parts = append(parts, fmt.Sprintf("%s %d", m, n[m]))
+	}
+	return strings.Join(parts, " + ")
+}
+
+// rtCounter counts the requests one etcd client sends, with a unary and a
+// stream client interceptor.
+type rtCounter struct {
+	mu   sync.Mutex
+	sent rtCount
+}
+
+func (c *rtCounter) record(fullMethod string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sent == nil {
+		c.sent = rtCount{}
+	}
+	c.sent[path.Base(fullMethod)]++
+}
+
+// take returns the counts so far and starts again from zero.
+func (c *rtCounter) take() rtCount {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.sent
+	c.sent = rtCount{}
+	return n
+}
+
+// settle waits until the client has sent nothing for quiet (watches are
+// set up and torn down asynchronously), at most 5s, and discards what it
+// sent.
+func (c *rtCounter) settle(quiet time.Duration) {
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		time.Sleep(quiet)
+		if len(c.take()) == 0 {
+			return
+		}
+	}
+}
+
+func (c *rtCounter) dialOptions() []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			c.record(method)
+			return invoker(ctx, method, req, reply, cc, opts...)
+		}),
+		grpc.WithChainStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+			s, err := streamer(ctx, desc, cc, method, opts...)
+			if err != nil {
+				return nil, err
+			}
+			return &rtStream{ClientStream: s, c: c, method: method}, nil
+		}),
+	}
+}
+
+// rtStream counts each message sent on a stream.
+type rtStream struct {
+	grpc.ClientStream
+	c      *rtCounter
+	method string
+}
+
+func (s *rtStream) SendMsg(m any) error {
+	s.c.record(s.method)
+	return s.ClientStream.SendMsg(m)
+}
+
+// rtClient is a claim client whose etcd requests are counted.
+type rtClient struct {
+	*claim.Client
+	n *rtCounter
+}
+
+func rtNewClient(tb testing.TB, m *etcdtest.Member) rtClient {
+	tb.Helper()
+	n := &rtCounter{}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   m.Endpoints(),
+		DialTimeout: etcdtest.DialTimeout,
+		Logger:      zap.NewNop(),
+		DialOptions: n.dialOptions(),
+	})
+	if err != nil {
+		tb.Fatalf("etcd client: %v", err)
+	}
+	tb.Cleanup(func() { cli.Close() })
+	c, err := claim.New(cli, claim.Options{Prefix: "rt/", RequestTimeout: 5 * time.Second})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// Connect now, so that the first measured operation is not also the
+	// one that dials.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cli.Get(ctx, "rt/warm-up"); err != nil {
+		tb.Fatalf("etcd client: %v", err)
+	}
+	n.take()
+	return rtClient{Client: c, n: n}
+}
+
+// rtQuiet is how long a client must send nothing to count as settled.
+const rtQuiet = 30 * time.Millisecond
+
+func rtOpts(name string) claim.AcquireOptions {
+	return claim.AcquireOptions{Name: name, TTL: 30 * time.Second, Limit: 1, Holder: claim.Holder{Owner: "rt"}}
+}
+
+func rtCtx(tb testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	tb.Cleanup(cancel)
+	return ctx
+}
+
+// rtAcquire takes name uncontended and returns the hold and what it cost.
+func rtAcquire(tb testing.TB, c rtClient, name string) (*claim.Hold, rtCount) {
+	tb.Helper()
+	c.n.take()
+	h, err := c.Acquire(rtCtx(tb), rtOpts(name))
+	if err != nil {
+		tb.Fatalf("acquire %s: %v", name, err)
+	}
+	return h, c.n.take()
+}
+
+// rtRunRelease is what `claimctl run` does once the child is gone: the hold
+// was kept (renewals, a watch on its own key) and is released by revoking
+// its lease.
+func rtRunRelease(tb testing.TB, c rtClient, h *claim.Hold) rtCount {
+	tb.Helper()
+	h.Keep(rtCtx(tb))
+	c.n.settle(rtQuiet)
+	if err := h.Release(); err != nil {
+		tb.Fatalf("release: %v", err)
+	}
+	return c.n.take()
+}
+
+// rtRenewToken renews a hold by its token, as `claimctl renew` does.
+func rtRenewToken(tb testing.TB, c rtClient, t claim.Token) rtCount {
+	tb.Helper()
+	c.n.take()
+	if _, err := c.Renew(rtCtx(tb), t); err != nil {
+		tb.Fatalf("renew: %v", err)
+	}
+	return c.n.take()
+}
+
+// rtReleaseToken releases a hold by its token, as `claimctl release` does.
+func rtReleaseToken(tb testing.TB, c rtClient, t claim.Token) rtCount {
+	tb.Helper()
+	c.n.take()
+	if err := c.Release(rtCtx(tb), t); err != nil {
+		tb.Fatalf("release by token: %v", err)
+	}
+	return c.n.take()
+}
+
+// rtQueue starts waiter's Acquire of name behind a holder and returns once
+// it waits in line with its watches set up, with a channel for the hold.
+func rtQueue(tb testing.TB, waiter rtClient, name string) <-chan *claim.Hold {
+	tb.Helper()
+	queued := make(chan struct{})
+	var once sync.Once
+	o := rtOpts(name)
+	o.Progress = func(claim.QueueState) { once.Do(func() { close(queued) }) }
+	out := make(chan *claim.Hold, 1)
+	ctx := rtCtx(tb)
+	go func() {
+		h, err := waiter.Acquire(ctx, o)
+		once.Do(func() { close(queued) })
+		if err != nil {
+			h = nil
+		}
+		out <- h
+	}()
+	select {
+	case <-queued:
+	case <-time.After(10 * time.Second):
+		tb.Fatalf("waiter on %s not queued within 10s", name)
+	}
+	waiter.n.settle(rtQuiet)
+	return out
+}
+
+// rtHandoff releases the holder's hold (as run does) and waits until the
+// queued waiter holds the claim; it returns the waiter's hold and the
+// requests both sides sent from the release to the waiter's success.
+func rtHandoff(tb testing.TB, holder, waiter rtClient, h *claim.Hold, next <-chan *claim.Hold) (*claim.Hold, rtCount) {
+	tb.Helper()
+	holder.n.take()
+	waiter.n.take()
+	if err := h.Release(); err != nil {
+		tb.Fatalf("holder release: %v", err)
+	}
+	var got *claim.Hold
+	select {
+	case got = <-next:
+	case <-time.After(15 * time.Second):
+		tb.Fatal("the waiter did not get the claim within 15s of the release")
+	}
+	if got == nil {
+		tb.Fatal("the waiter's acquire failed")
+	}
+	return got, holder.n.take().add(waiter.n.take())
+}
+
+// TestRoundTripBudget measures each operation's etcd round trips against a
+// real member and fails if any exceeds rtBudget: the hot path must stay at
+// the fewest round trips the protocol allows (STYLE.md). A count below the
+// budget is reported so that the budget can be tightened.
+func TestRoundTripBudget(t *testing.T) {
+	m := etcdtest.Start(t)
+	a, b := rtNewClient(t, m), rtNewClient(t, m)
+	got := map[string]rtCount{}
+
+	h, n := rtAcquire(t, a, "budget")
+	got["acquire (uncontended)"] = n
+	got["release (run: revoke)"] = rtRunRelease(t, a, h)
+
+	h, _ = rtAcquire(t, a, "by-token")
+	got["renew by token"] = rtRenewToken(t, b, h.Token())
+	got["release by token"] = rtReleaseToken(t, b, h.Token())
+
+	h, _ = rtAcquire(t, a, "handoff")
+	next := rtQueue(t, b, "handoff")
+	h2, n := rtHandoff(t, a, b, h, next)
+	got["handoff"] = n
+	if err := h2.Release(); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, op := range slices.Sorted(maps.Keys(rtBudget)) {
+		n, limit := got[op], rtBudget[op]
+		switch rt := n.roundTrips(); {
+		case rt > limit:
+			t.Errorf("%s: %d round trips (%s), budget %d: a change added a request to this path", op, rt, n, limit)
+		case rt < limit:
+			t.Logf("%s: %d round trips (%s), below the budget of %d: lower rtBudget", op, rt, n, limit)
+		default:
+			t.Logf("%s: %d round trips (%s)", op, rt, n)
+		}
+	}
+}
