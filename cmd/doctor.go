@@ -103,7 +103,7 @@ func settingsReport(cfg *Config) []settingReport {
 		"dial-timeout": cfg.DialTimeout.String(), "command-timeout": cfg.CommandTimeout.String(),
 		"cacert": cfg.CACert, "cert": cfg.Cert, "key": cfg.Key,
 		"insecure-skip-tls-verify": strconv.FormatBool(cfg.InsecureSkip),
-		"user": cfg.User, "password": "", "password-file": cfg.PasswordFile,
+		"user":                     cfg.User, "password": "", "password-file": cfg.PasswordFile,
 		"ttl": cfg.TTL.String(), "color": cfg.Color,
 	}
 	if cfg.Password != "" {
