@@ -4,15 +4,20 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+
+	"github.com/claimctl/claimctl/pkg/claim"
 )
 
 // Config is claimctl's configuration after flags, environment, config file
@@ -135,10 +140,21 @@ func loadConfig(flags *pflag.FlagSet, configPath string, getenv func(string) str
 
 	var err error
 	get := func(key string) string { return cfg.Sources[key] }
-	if cfg.Endpoints, err = stringList(v.Get("endpoints")); err != nil || len(cfg.Endpoints) == 0 {
-		return nil, configError(fmt.Errorf("endpoints (from %s): want a list of host:port or URLs, e.g. 127.0.0.1:2379", get("endpoints")))
+	if cfg.Endpoints, err = endpointList(v.Get("endpoints")); err != nil {
+		return nil, valueError("endpoints", get("endpoints"), fmt.Errorf("%v; use host:port or http, https, unix or unixs URLs, e.g. 127.0.0.1:2379 or https://etcd1:2379", err))
 	}
-	cfg.Prefix = v.GetString("prefix")
+	for _, s := range []struct {
+		key string
+		dst *string
+	}{{"prefix", &cfg.Prefix}, {"cacert", &cfg.CACert}, {"cert", &cfg.Cert}, {"key", &cfg.Key},
+		{"user", &cfg.User}, {"password", &cfg.Password}, {"password-file", &cfg.PasswordFile}, {"color", &cfg.Color}} {
+		if *s.dst, err = str(v.Get(s.key)); err != nil {
+			return nil, valueError(s.key, get(s.key), err)
+		}
+	}
+	if !slices.Contains([]string{"auto", "always", "never"}, cfg.Color) {
+		return nil, valueError("color", get("color"), fmt.Errorf("%q is not auto, always or never", cfg.Color))
+	}
 	for key, dst := range map[string]*time.Duration{"dial-timeout": &cfg.DialTimeout, "command-timeout": &cfg.CommandTimeout, "ttl": &cfg.TTL} {
 		if *dst, err = duration(v.Get(key)); err != nil {
 			return nil, valueError(key, get(key), err)
@@ -148,12 +164,17 @@ func loadConfig(flags *pflag.FlagSet, configPath string, getenv func(string) str
 			return nil, valueError(key, get(key), fmt.Errorf("%v must be positive", *dst))
 		}
 	}
-	cfg.CACert, cfg.Cert, cfg.Key = v.GetString("cacert"), v.GetString("cert"), v.GetString("key")
+	// A --ttl flag is checked by the command that takes it (a usage error);
+	// a TTL from the environment or the file is a configuration error, and
+	// the message must say where it came from.
+	if src := get("ttl"); !strings.HasPrefix(src, "flag") {
+		if err := claim.ValidateTTL(cfg.TTL); err != nil {
+			return nil, configError(fmt.Errorf("ttl (from %s): %w", src, err))
+		}
+	}
 	if cfg.InsecureSkip, err = boolean(v.Get("insecure-skip-tls-verify")); err != nil {
 		return nil, valueError("insecure-skip-tls-verify", get("insecure-skip-tls-verify"), err)
 	}
-	cfg.User, cfg.Password, cfg.PasswordFile = v.GetString("user"), v.GetString("password"), v.GetString("password-file")
-	cfg.Color = v.GetString("color")
 	if err := cfg.resolvePassword(); err != nil {
 		return nil, err
 	}
@@ -200,9 +221,12 @@ func readConfigFile(v *viper.Viper, path string) error {
 		return configError(fmt.Errorf("config file %s: %v", path, err))
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		return configError(fmt.Errorf("config file %s is a directory; give the path of a YAML file", path))
+	}
 	v.SetConfigType("yaml")
 	if err := v.ReadConfig(f); err != nil {
-		msg := strings.ReplaceAll(err.Error(), "\n", " ")
+		msg := strings.Join(strings.Fields(err.Error()), " ")
 		return configError(fmt.Errorf("config file %s is not valid YAML: %s", path, msg))
 	}
 	return nil
@@ -234,7 +258,7 @@ func stringList(v any) ([]string, error) {
 		for _, e := range x {
 			s, ok := e.(string)
 			if !ok {
-				return nil, fmt.Errorf("list item %v is not a string", e)
+				return nil, fmt.Errorf("list item %s is not a string", shown(e))
 			}
 			raw = append(raw, s)
 		}
@@ -250,6 +274,95 @@ func stringList(v any) ([]string, error) {
 	return out, nil
 }
 
+// str reads a setting that is one string. YAML scalars (a numeric password,
+// a file named 5) are taken as written; a list is a wrong type.
+func str(v any) (string, error) {
+	switch x := v.(type) {
+	case nil:
+		return "", nil
+	case string:
+		return x, nil
+	case []any, []string, map[string]any:
+		return "", fmt.Errorf("want a single string, got %s", typeName(v))
+	}
+	return fmt.Sprint(v), nil
+}
+
+func typeName(v any) string {
+	switch v.(type) {
+	case []any, []string:
+		return "a list"
+	case map[string]any:
+		return "a map"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// endpointList reads the endpoints and checks each one's form, so that a
+// typo is reported at once instead of as an unreachable etcd after the dial
+// timeout.
+func endpointList(v any) ([]string, error) {
+	eps, err := stringList(v)
+	if err != nil {
+		return nil, err
+	}
+	if len(eps) == 0 {
+		return nil, errors.New("no endpoint given")
+	}
+	for _, ep := range eps {
+		if err := checkEndpoint(ep); err != nil {
+			return nil, err
+		}
+	}
+	return eps, nil
+}
+
+// checkEndpoint accepts the endpoint forms etcd's client dials: host:port,
+// http:// and https://host:port, and unix:// or unixs:// socket paths.
+func checkEndpoint(ep string) error {
+	bad := func(why string) error { return fmt.Errorf("endpoint %q %s", ep, why) }
+	if rest, ok := cutAnyPrefix(ep, "unix://", "unixs://", "unix:", "unixs:"); ok {
+		if rest == "" {
+			return bad("has no socket path")
+		}
+		return nil
+	}
+	hostport := ep
+	if scheme, rest, ok := strings.Cut(ep, "://"); ok {
+		if scheme != "http" && scheme != "https" {
+			return bad(fmt.Sprintf("has scheme %q", scheme))
+		}
+		u, err := url.Parse(ep)
+		if err != nil {
+			return bad("is not a valid URL")
+		}
+		if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.User != nil {
+			return bad("has more than scheme://host:port")
+		}
+		hostport = rest
+		if u.Path == "/" {
+			hostport = strings.TrimSuffix(rest, "/")
+		}
+	}
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil || host == "" {
+		return bad("is not host:port")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return bad("has no valid port")
+	}
+	return nil
+}
+
+func cutAnyPrefix(s string, prefixes ...string) (string, bool) {
+	for _, p := range prefixes {
+		if rest, ok := strings.CutPrefix(s, p); ok {
+			return rest, true
+		}
+	}
+	return "", false
+}
+
 func duration(v any) (time.Duration, error) {
 	switch x := v.(type) {
 	case time.Duration:
@@ -261,7 +374,16 @@ func duration(v any) (time.Duration, error) {
 		}
 		return d, nil
 	}
-	return 0, fmt.Errorf("%v is not a duration; write it as a string with a unit, e.g. \"5s\"", v)
+	return 0, fmt.Errorf("%s is not a duration; write it as a string with a unit, e.g. \"5s\"", shown(v))
+}
+
+// shown formats a value from the config file for a one-line message.
+func shown(v any) string {
+	s := fmt.Sprint(v)
+	if strings.ContainsFunc(s, unicode.IsControl) {
+		return strconv.Quote(s)
+	}
+	return s
 }
 
 func boolean(v any) (bool, error) {
@@ -275,7 +397,7 @@ func boolean(v any) (bool, error) {
 		}
 		return b, nil
 	}
-	return false, fmt.Errorf("%v is not true or false", v)
+	return false, fmt.Errorf("%s is not true or false", shown(v))
 }
 
 // resolvePassword applies etcdctl's user:password form and --password-file,

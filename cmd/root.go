@@ -44,6 +44,7 @@ func Run(ctx context.Context, build BuildInfo, streams *iostreams.IOStreams, get
 	if err == nil {
 		return ExitOK
 	}
+	err = f.explainTLS(err)
 	var flagErr *flagError
 	if errors.As(err, &flagErr) || isCobraUsageError(err) {
 		fmt.Fprintf(streams.ErrOut, "claimctl: %v\nRun 'claimctl --help' for usage.\n", err)

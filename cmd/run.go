@@ -160,7 +160,7 @@ func runRun(opts *RunOptions) error {
 // TTL granted may be larger than the one asked for; the margin is checked
 // against the one asked for, which is the smaller.
 func (opts *RunOptions) validate(ttl time.Duration) error {
-	if opts.Margin != 0 {
+	if opts.Margin != 0 || opts.cmd.Flags().Changed("margin") {
 		if err := runner.ValidateMargin(ttl, opts.Margin); err != nil {
 			return usageError("%v", err)
 		}

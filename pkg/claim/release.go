@@ -56,7 +56,7 @@ func (c *Client) Renew(ctx context.Context, t Token) (RenewResult, error) {
 		if absent {
 			// The hold is over but its lease may live on with nothing
 			// attached (removed with --force): do not leave it behind.
-			_ = c.revoke(clientv3.LeaseID(t.Lease))
+			c.revokeIfBare(ctx, clientv3.LeaseID(t.Lease))
 		}
 		return RenewResult{}, err
 	}
@@ -70,6 +70,20 @@ func (c *Client) Renew(ctx context.Context, t Token) (RenewResult, error) {
 		return RenewResult{}, c.etcdError(op, err)
 	}
 	return RenewResult{Token: t, TTL: time.Duration(ka.TTL) * time.Second}, nil
+}
+
+// revokeIfBare revokes lease only if no key is attached to it. A token whose
+// key is absent may still name a live lease: one whose name or prefix part
+// was edited names another hold's lease, and revoking that would delete the
+// other hold's key. Only a lease left with nothing attached is cleaned up.
+func (c *Client) revokeIfBare(ctx context.Context, lease clientv3.LeaseID) {
+	rctx, cancel := c.request(ctx)
+	ttl, err := c.etcd.TimeToLive(rctx, lease, clientv3.WithAttachedKeys())
+	cancel()
+	if err != nil || ttl.TTL < 0 || len(ttl.Keys) > 0 {
+		return
+	}
+	_ = c.revoke(lease)
 }
 
 // Release ends the hold named by t, and only that hold: the key is deleted

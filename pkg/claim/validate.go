@@ -18,19 +18,14 @@ func ValidateTTL(ttl time.Duration) error {
 	switch {
 	case ttl <= 0:
 		return fmt.Errorf("%w: %v; the TTL must be positive, e.g. --ttl 30s", ErrInvalidTTL, ttl)
-	case ttl%time.Second != 0:
-		return fmt.Errorf("%w: %v; etcd leases count whole seconds, e.g. --ttl %v", ErrInvalidTTL, ttl, ttl.Round(time.Second)+time.Second*time.Duration(boolInt(ttl < time.Second)))
 	case ttl > MaxTTL:
 		return fmt.Errorf("%w: %v is longer than the maximum %v", ErrInvalidTTL, ttl, MaxTTL)
+	case ttl%time.Second != 0:
+		// Suggest the next whole second up: the TTL is how long a crashed
+		// holder keeps the claim, and rounding down could suggest 0s.
+		return fmt.Errorf("%w: %v; etcd leases count whole seconds, e.g. --ttl %v", ErrInvalidTTL, ttl, ttl.Truncate(time.Second)+time.Second)
 	}
 	return nil
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // ValidateLimit reports why limit cannot be a slot limit.

@@ -1,0 +1,97 @@
+//go:build linux
+
+package e2e
+
+import (
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// inBlackhole listens on a loopback port and accepts connections but never
+// reads or writes: the peer of a partition that drops everything, as seen
+// from the client's side. It returns the address; everything is closed at
+// cleanup.
+func inBlackhole(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+// TestBlackholedEndpointIsUnavailable: an endpoint that accepts the TCP
+// connection and then never answers is "unavailable" (69) for every verb,
+// within --dial-timeout + --command-timeout, naming the endpoint; never
+// "busy" (75), even when -w runs out first. With TLS configured no
+// handshake diagnosis is attempted (the handshake never finished), so it
+// takes no longer.
+func TestBlackholedEndpointIsUnavailable(t *testing.T) {
+	addr := inBlackhole(t)
+	timeouts := []string{"CLAIMCTL_DIAL_TIMEOUT=500ms", "CLAIMCTL_COMMAND_TIMEOUT=1s"}
+	const bound = 1500*time.Millisecond + 2*time.Second // dial + command timeout, plus process start-up slack
+	pki := inNewPKI(t)
+	token := "ct1.1.2.3.Y2xhaW1jdGwv.ZGVwbG95"
+	for _, tc := range []struct {
+		name string
+		eps  string
+		args []string
+		want string
+	}{
+		{"acquire", addr, []string{"acquire", "deploy"}, "acquire deploy"},
+		{"acquire -n", addr, []string{"acquire", "-n", "deploy"}, "acquire deploy"},
+		{"acquire -w shorter than the timeouts", addr, []string{"acquire", "-w", "300ms", "deploy"}, "acquire deploy"},
+		{"run", addr, []string{"run", "deploy", "--", "true"}, "acquire deploy"},
+		{"status", addr, []string{"status", "deploy"}, "status deploy"},
+		{"list", addr, []string{"list"}, "list"},
+		{"renew", addr, []string{"renew", token}, "renew deploy"},
+		{"release", addr, []string{"release", token}, "release deploy"},
+		{"release --force", addr, []string{"release", "--force", "deploy"}, "status deploy"},
+		{"over TLS", "https://" + addr, []string{"--cacert", pki.ca, "--cert", pki.clientCert, "--key", pki.clientKey, "acquire", "deploy"}, "acquire deploy"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := inExpect(t, 69, []string{tc.eps}, timeouts, tc.args...)
+			want := "claimctl: " + tc.want + ": etcd unavailable at " + tc.eps + ": no answer in time\n"
+			if r.stderr != want {
+				t.Errorf("stderr %q, want %q", r.stderr, want)
+			}
+			if r.stdout != "" {
+				t.Errorf("stdout %q, want nothing", r.stdout)
+			}
+			if r.took > bound {
+				t.Errorf("took %v, want at most %v", r.took, bound)
+			}
+			if strings.Contains(r.stderr, "TLS handshake") {
+				t.Errorf("a handshake that never finished was diagnosed as a TLS problem: %s", r.stderr)
+			}
+		})
+	}
+}
