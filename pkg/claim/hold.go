@@ -52,10 +52,10 @@ func (h *Hold) Expiry() boottime.Instant { return h.keeper.expiry() }
 // can move its deadline.
 func (h *Hold) Renewed() <-chan struct{} { return h.keeper.renewed }
 
-// Keep starts keeping the hold alive: the lease is renewed every TTL/3 and
-// the hold's own key is watched, so that Lost closes as soon as the key is
-// deleted or replaced or the lease is gone. It stops when ctx ends or the
-// hold is released.
+// Keep starts keeping the hold alive: the lease is renewed every TTL/10
+// (see keeper.run) and the hold's own key is watched, so that Lost closes
+// as soon as the key is deleted or replaced or the lease is gone. It stops
+// when ctx ends or the hold is released.
 func (h *Hold) Keep(ctx context.Context) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -13,9 +13,11 @@
 // on any clock running at etcd's rate. The runner SIGKILLs the child's group
 // at deadline = expiry - margin and SIGTERMs it grace earlier, measured on
 // the boot-time clock, which keeps counting through a suspend. Renewals are
-// sent every TTL/3, so with the defaults (TTL 60s, margin 5s, grace 5s) etcd
-// must be unreachable for 50s before the child is asked to stop. A lost key
-// (--force, revoked lease) stops the child at once.
+// sent every TTL/10, overlapping while one goes unanswered (see the claim
+// package's keeper), so with the defaults (TTL 60s, margin 5s, grace 5s) the
+// child is asked to stop 50s after the last acknowledged renewal was sent,
+// that is after 44-50s without an answer from etcd. A lost key (--force,
+// revoked lease) stops the child at once.
 //
 // What no lease-based tool can promise: if the runner itself is frozen (a
 // SIGSTOP, a VM pause) for longer than the margin, the child may act after
