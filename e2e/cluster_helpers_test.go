@@ -8,12 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -199,46 +196,11 @@ func (s *clScenario) checkUndisturbed(j *job, label string, timeout time.Duratio
 	}
 }
 
-// clStartClaimctl is startClaimctl with stdout captured, for acquire.
+// clStartClaimctl is startClaimctl returning the captured stdout, for acquire.
 func clStartClaimctl(t *testing.T, endpoints []string, env []string, args ...string) (*job, *syncBuffer) {
 	t.Helper()
-	j := &job{t: t, stderr: &syncBuffer{}, done: make(chan struct{})}
-	stdout := &syncBuffer{}
-	j.cmd = exec.Command(claimctlBin, args...)
-	j.cmd.Env = append(os.Environ(),
-		"CLAIMCTL_ENDPOINTS="+strings.Join(endpoints, ","),
-		"CLAIMCTL_DIAL_TIMEOUT=1s", "CLAIMCTL_COMMAND_TIMEOUT=1s",
-		"USER=e2e", "XDG_CONFIG_HOME="+t.TempDir())
-	j.cmd.Env = append(j.cmd.Env, env...)
-	j.cmd.Stdout = stdout
-	j.cmd.Stderr = j.stderr
-	if err := j.cmd.Start(); err != nil {
-		t.Fatalf("start claimctl: %v", err)
-	}
-	go func() {
-		err := j.cmd.Wait()
-		var ee *exec.ExitError
-		switch {
-		case err == nil:
-		case errors.As(err, &ee):
-			j.code = ee.ExitCode()
-			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-				j.code = 128 + int(ws.Signal())
-			}
-		default:
-			j.code = -1
-		}
-		close(j.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-j.done:
-		default:
-			_ = j.cmd.Process.Kill()
-			<-j.done
-		}
-	})
-	return j, stdout
+	j := startClaimctl(t, endpoints, env, args...)
+	return j, j.stdout
 }
 
 // clWaitDead waits up to within for every pid to be dead (zombies count as

@@ -25,6 +25,7 @@ import (
 type job struct {
 	t      *testing.T
 	cmd    *exec.Cmd
+	stdout *syncBuffer
 	stderr *syncBuffer
 	done   chan struct{}
 	code   int
@@ -62,14 +63,14 @@ func recorderEnv(log, label string, extra ...string) []string {
 // running.
 func startClaimctl(t *testing.T, endpoints []string, env []string, args ...string) *job {
 	t.Helper()
-	j := &job{t: t, stderr: &syncBuffer{}, done: make(chan struct{})}
+	j := &job{t: t, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
 	j.cmd = exec.Command(claimctlBin, args...)
 	j.cmd.Env = append(os.Environ(),
 		"CLAIMCTL_ENDPOINTS="+strings.Join(endpoints, ","),
 		"CLAIMCTL_DIAL_TIMEOUT=1s", "CLAIMCTL_COMMAND_TIMEOUT=1s",
 		"USER=e2e", "XDG_CONFIG_HOME="+t.TempDir())
 	j.cmd.Env = append(j.cmd.Env, env...)
-	j.cmd.Stderr = j.stderr
+	j.cmd.Stdout, j.cmd.Stderr = j.stdout, j.stderr
 	if err := j.cmd.Start(); err != nil {
 		t.Fatalf("start claimctl: %v", err)
 	}
