@@ -145,6 +145,8 @@ func runRun(opts *RunOptions) error {
 		fmt.Fprintf(f.IO.ErrOut, "claimctl: the command finished, but releasing %s failed (it frees itself within %v): %v\n", opts.Name, hold.TTL, res.ReleaseErr)
 	}
 	switch {
+	case res.Lost != nil && !res.Started:
+		return withCode(ExitNotHeld, fmt.Errorf("run %s: %w; the command was not started", opts.Name, res.Lost))
 	case res.Lost != nil:
 		return withCode(ExitNotHeld, fmt.Errorf("run %s: %w; the command was stopped (%s)", opts.Name, res.Lost, res.Status))
 	case res.TimedOut:

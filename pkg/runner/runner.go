@@ -63,6 +63,9 @@ type Config struct {
 
 // Result is how a run ended.
 type Result struct {
+	// Started is false when the command was never started (the hold could
+	// no longer be proven when it was about to start).
+	Started bool
 	// Status is how the child ended.
 	Status supervise.Status
 	// Lost is why the claim was lost while the child ran, or nil.
@@ -126,6 +129,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	defer child.Close()
 	started := boottime.Now()
+	res := Result{Started: true}
 	kctx, stopKeeping := context.WithCancel(ctx)
 	defer stopKeeping()
 	h.Keep(kctx)
@@ -134,7 +138,6 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	deadline := func() boottime.Instant { return h.Expiry().Add(-cfg.Margin) }
 	wall := func(i boottime.Instant) time.Time { return time.Now().Add(boottime.Until(i)) }
 
-	var res Result
 	stopping := false
 	stop := func(why string) {
 		killAt := boottime.Now().Add(grace)
