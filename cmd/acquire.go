@@ -89,6 +89,7 @@ func acquireRun(opts *AcquireOptions) error {
 	if err != nil {
 		return opts.Acquire.conflict(err)
 	}
+	hold.RecordAcquired(opts.cmd.Context())
 
 	// A closed stdout must not kill claimctl with SIGPIPE before it can
 	// revoke the lease: with SIGPIPE caught, the write returns EPIPE.

@@ -1,10 +1,12 @@
 package cmd
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -45,7 +47,9 @@ run exits 76. If claimctl itself is killed, CMD dies with it.
 
 CMD gets CLAIMCTL_NAME, CLAIMCTL_TOKEN, CLAIMCTL_FENCING_TOKEN,
 CLAIMCTL_LEASE_ID and CLAIMCTL_KEY in its environment; signals sent to
-claimctl (INT TERM HUP QUIT USR1 USR2 WINCH) are forwarded to its group.`,
+claimctl (INT TERM HUP QUIT USR1 USR2 WINCH) are forwarded to its group.
+While run is still waiting for the claim, any of them but WINCH ends the
+wait instead (exit 128+n) and CMD is not started.`,
 		Example: `  claimctl run deploy -- ./deploy.sh production
   claimctl run -n -E 0 --min-hold 1m nightly -- /usr/local/bin/report
   claimctl run --shell backup -- 'pg_dump db | gzip > /backup/db.gz'`,
@@ -93,14 +97,33 @@ func runRun(opts *RunOptions) error {
 	if err := opts.validate(cfg.TTL); err != nil {
 		return err
 	}
+	// Find the command and start its guardian before connecting: a command
+	// that cannot run fails here (126/127, or run unsupported on this
+	// system) without touching etcd, and the fork and exec of the guardian
+	// overlap with connecting and waiting instead of delaying the command.
+	child, err := supervise.Prepare(opts.childSpec(f))
+	if err != nil {
+		return err
+	}
+	defer child.Close()
 	c, closeEtcd, err := f.Claims(opts.cmd)
 	if err != nil {
 		return err
 	}
 	defer closeEtcd()
 
-	ctx, stop := signalContext(opts.cmd.Context())
-	wctx, cancel := opts.Acquire.waitContext(ctx)
+	// The forwarded signals are caught from the start, once: while waiting
+	// they end the wait (exit 128+n), and from the hold on they go to the
+	// command. Switching handlers between the two would put several
+	// round trips through Go's signal-mask thread on the handoff's path.
+	signals := make(chan os.Signal, 8)
+	signal.Notify(signals, forwarded...)
+	defer signal.Stop(signals)
+	ictx, cancel := context.WithCancelCause(opts.cmd.Context())
+	defer cancel(context.Canceled)
+	wctx, stopTimer := opts.Acquire.waitContext(ictx)
+	defer stopTimer()
+	interrupt := waitInterrupt(signals, cancel)
 	reporter := newWaitReporter(f, opts.Name)
 	hold, err := c.Acquire(wctx, claim.AcquireOptions{
 		Name:        opts.Name,
@@ -111,16 +134,18 @@ func runRun(opts *RunOptions) error {
 		Progress:    reporter.report,
 	})
 	reporter.finish()
-	cancel()
-	stop()
+	sig := interrupt()
 	if err != nil {
 		return opts.Acquire.conflict(err)
 	}
-
-	// From here on, signals go to the command, not to claimctl.
-	signals := make(chan os.Signal, 8)
-	signal.Notify(signals, forwarded...)
-	defer signal.Stop(signals)
+	if sig != nil {
+		// The signal came as the wait ended: honour it, before the command
+		// starts.
+		if rerr := hold.Release(); rerr != nil {
+			return fmt.Errorf("run %s: %w; the command was not started, and releasing the claim failed (it frees itself within %v): %v", opts.Name, sig, hold.TTL, rerr)
+		}
+		return fmt.Errorf("run %s: %w; the command was not started", opts.Name, sig)
+	}
 
 	margin := opts.Margin
 	if margin == 0 {
@@ -128,7 +153,8 @@ func runRun(opts *RunOptions) error {
 	}
 	res, err := runner.Run(opts.cmd.Context(), runner.Config{
 		Hold:       hold,
-		Child:      opts.childSpec(f, hold),
+		Child:      child,
+		Env:        childEnv(hold),
 		Margin:     margin,
 		Grace:      opts.Grace,
 		MaxRuntime: opts.MaxRuntime,
@@ -178,28 +204,66 @@ func (opts *RunOptions) validate(ttl time.Duration) error {
 	return nil
 }
 
-// childSpec describes the command: argv as given (or sh -c with --shell),
-// claimctl's own streams, and the environment with the hold's variables set
-// after the inherited ones, replacing any inherited values, so that a nested
-// run sees its own.
-func (opts *RunOptions) childSpec(f *Factory, h *claim.Hold) supervise.Spec {
+// childSpec describes the command: argv as given (or sh -c with --shell)
+// and claimctl's own streams. Its environment is set once the claim is held
+// (childEnv).
+func (opts *RunOptions) childSpec(f *Factory) supervise.Spec {
 	spec := supervise.Spec{Path: opts.Command[0], Args: opts.Command[1:],
 		Stdin: f.IO.InFile, Stdout: f.IO.OutFile, Stderr: f.IO.ErrFile}
 	if opts.Shell {
 		spec.Path, spec.Args = "/bin/sh", []string{"-c", strings.Join(opts.Command, " ")}
 	}
+	return spec
+}
+
+// childEnv is the command's environment: ours, with the hold's variables
+// set after the inherited ones, replacing any inherited values, so that a
+// nested run sees its own.
+func childEnv(h *claim.Hold) []string {
 	vars := holdEnv(h)
 	set := map[string]bool{}
 	for _, kv := range vars {
 		set[kv[0]] = true
 	}
+	var env []string
 	for _, e := range os.Environ() {
 		if name, _, _ := strings.Cut(e, "="); !set[name] {
-			spec.Env = append(spec.Env, e)
+			env = append(env, e)
 		}
 	}
 	for _, kv := range vars {
-		spec.Env = append(spec.Env, kv[0]+"="+kv[1])
+		env = append(env, kv[0]+"="+kv[1])
 	}
-	return spec
+	return env
+}
+
+// waitInterrupt ends the wait (through cancel, with a signalError as the
+// cause) when one of signals arrives, SIGWINCH excepted. The function it
+// returns stops watching and reports the signal that ended the wait, if any.
+func waitInterrupt(signals <-chan os.Signal, cancel context.CancelCauseFunc) func() error {
+	done := make(chan struct{})
+	var got error
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for {
+			select {
+			case s := <-signals:
+				sig, ok := s.(syscall.Signal)
+				if !ok || isWinch(sig) {
+					continue
+				}
+				got = signalError{sig}
+				cancel(got)
+				return
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() error {
+		close(done)
+		<-finished
+		return got
+	}
 }

@@ -12,6 +12,10 @@ import (
 var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT,
 	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH}
 
+// isWinch reports whether sig is SIGWINCH, which a window resize sends and
+// which must not end a wait.
+func isWinch(sig syscall.Signal) bool { return sig == syscall.SIGWINCH }
+
 // signalName returns "TERM" for SIGTERM and so on.
 func signalName(sig syscall.Signal) string {
 	names := map[syscall.Signal]string{

@@ -11,6 +11,9 @@ import (
 // as os.Interrupt; closing the console or logging off as SIGTERM).
 var forwarded = []os.Signal{os.Interrupt, syscall.SIGTERM}
 
+// isWinch is false: Windows has no SIGWINCH.
+func isWinch(sig syscall.Signal) bool { return false }
+
 // signalName returns "TERM" for SIGTERM and so on. Windows has no names of
 // its own; these are the POSIX signals Go defines there.
 func signalName(sig syscall.Signal) string {

@@ -41,13 +41,15 @@ type QueueState struct {
 // Waiting ends when ctx ends (ErrWaitTimeout, wrapping the context's error).
 //
 // A Hold is returned only after the hold is verified: the contender's key,
-// with the returned create revision, is among the first Limit keys and the
-// lease was renewed (or granted) after that was seen. On every failure after
-// the lease was granted, the lease is revoked before returning, so neither a
-// key nor a lease is left behind.
+// with the returned create revision, was among the first Limit keys at a
+// revision etcd reported, and the lease is proven alive until Hold.Expiry,
+// which leaves at least half the TTL (see wait). On every failure after the
+// lease was granted, the lease is revoked before returning, so neither a key
+// nor a lease is left behind.
 //
 // The lease is not kept alive after Acquire returns; call Hold.Keep for that,
-// or let a later process renew it with the token.
+// or let a later process renew it with the token. A hold taken after waiting
+// should be recorded with Hold.RecordAcquired.
 func (c *Client) Acquire(ctx context.Context, opts AcquireOptions) (*Hold, error) {
 	if err := ValidateName(opts.Name); err != nil {
 		return nil, err

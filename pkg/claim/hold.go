@@ -26,6 +26,10 @@ type Hold struct {
 
 	keeper *keeper
 
+	// unrecorded is true when the hold was taken after waiting and its
+	// acquired_at is not yet in etcd (see RecordAcquired).
+	unrecorded bool
+
 	mu       sync.Mutex
 	stop     context.CancelFunc
 	lost     chan struct{}
@@ -37,6 +41,37 @@ type Hold struct {
 // hold.
 func (h *Hold) Token() Token {
 	return Token{ClusterID: h.ClusterID, Lease: h.Lease, Revision: h.Revision, Prefix: h.c.keys.Prefix(), Name: h.Name}
+}
+
+// waited marks a hold that Acquire took after waiting: it was acquired now,
+// which is worth recording (see RecordAcquired).
+func (h *Hold) waited() {
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	h.Holder.AcquiredAt = &now
+	h.unrecorded = true
+}
+
+// RecordAcquired writes the acquisition time into the hold's key, if Acquire
+// had to wait for the claim (an uncontended hold's queued_at is its
+// acquisition time). It is best effort and off the handoff's critical path:
+// run calls it once the command has started, acquire before printing the
+// token. Besides telling status since when the claim is held, the write tells
+// the contender queued right behind that nobody is ahead of this hold any
+// more, so that this hold's release makes it first without a read (see
+// Client.watchAhead). The write is guarded by the key's create revision and
+// keeps the key's lease, so it can never touch a later holder's key.
+func (h *Hold) RecordAcquired(ctx context.Context) {
+	if !h.unrecorded {
+		return
+	}
+	h.unrecorded = false
+	c := h.c
+	rctx, cancel := c.request(ctx)
+	defer cancel()
+	_, _ = c.etcd.Txn(rctx).
+		If(clientv3.Compare(clientv3.CreateRevision(h.Key), "=", h.Revision)).
+		Then(clientv3.OpPut(h.Key, h.Holder.encode(), clientv3.WithIgnoreLease())).
+		Commit()
 }
 
 // LeaseID returns the hold's lease ID.

@@ -37,23 +37,27 @@ import (
 //	renew by token        Range (the key still has the token's revision and
 //	                      lease) + LeaseKeepAlive                              = 2
 //	handoff               holder: LeaseRevoke; waiter, woken by its watch:
-//	                      Txn (own key intact, nothing older) + LeaseKeepAlive
-//	                      (prove the lease alive after that, etcd issue 19597)
-//	                      + Txn (record acquired_at)                           = 4
+//	                      nothing, when the watch proves it first             = 1 (minimum)
 //
-// For a handoff the protocol's minimum is 3: the acquired_at write is
-// best-effort metadata that could ride along with the re-check (a Txn whose
-// If also compares the claim's range) or leave the critical path. The other
-// operations are at their minimum. TestRoundTripBudget fails if a change
+// The waiter's watch proves it first when every key older than its own is
+// seen deleted: the next in line knows the holder is the only key ahead when
+// it queued behind it, or when the holder recorded its acquisition
+// (Hold.RecordAcquired, which run sends once the command has started, off the
+// handoff's path); a semaphore waiter counts the deletions of all the keys
+// ahead. Its lease is proven alive by its last acknowledged renewal. Only
+// when the watch proves nothing does the waiter re-read (a Txn) and renew.
+// Every operation is at its minimum; TestRoundTripBudget fails if a change
 // adds a round trip to any of them.
 
 // rtBudget is the most round trips each operation may take.
 var rtBudget = map[string]int{
-	"acquire (uncontended)": 2,
-	"release (run: revoke)": 1,
-	"release by token":      3,
-	"renew by token":        2,
-	"handoff":               4,
+	"acquire (uncontended)":                 2,
+	"release (run: revoke)":                 1,
+	"release by token":                      3,
+	"renew by token":                        2,
+	"handoff (next in line)":                1,
+	"handoff (behind a holder that waited)": 1,
+	"handoff (semaphore)":                   1,
 }
 
 // rtCount is requests sent, by gRPC method name ("Txn", "LeaseGrant", ...).
@@ -250,9 +254,14 @@ func rtReleaseToken(tb testing.TB, c rtClient, t claim.Token) rtCount {
 // it waits in line with its watches set up, with a channel for the hold.
 func rtQueue(tb testing.TB, waiter rtClient, name string) <-chan *claim.Hold {
 	tb.Helper()
+	return rtQueueOpts(tb, waiter, rtOpts(name))
+}
+
+// rtQueueOpts is rtQueue with other acquire options.
+func rtQueueOpts(tb testing.TB, waiter rtClient, o claim.AcquireOptions) <-chan *claim.Hold {
+	tb.Helper()
 	queued := make(chan struct{})
 	var once sync.Once
-	o := rtOpts(name)
 	o.Progress = func(claim.QueueState) { once.Do(func() { close(queued) }) }
 	out := make(chan *claim.Hold, 1)
 	ctx := rtCtx(tb)
@@ -267,7 +276,7 @@ func rtQueue(tb testing.TB, waiter rtClient, name string) <-chan *claim.Hold {
 	select {
 	case <-queued:
 	case <-time.After(10 * time.Second):
-		tb.Fatalf("waiter on %s not queued within 10s", name)
+		tb.Fatalf("waiter on %s not queued within 10s", o.Name)
 	}
 	waiter.n.settle(rtQuiet)
 	return out
@@ -315,9 +324,46 @@ func TestRoundTripBudget(t *testing.T) {
 	h, _ = rtAcquire(t, a, "handoff")
 	next := rtQueue(t, b, "handoff")
 	h2, n := rtHandoff(t, a, b, h, next)
-	got["handoff"] = n
+	got["handoff (next in line)"] = n
 	if err := h2.Release(); err != nil {
 		t.Fatal(err)
+	}
+
+	// Third in line: the waiter queued while the one ahead of it was still
+	// waiting, and learns that it holds the claim from its acquisition
+	// record, as when run is the holder.
+	c := rtNewClient(t, m)
+	h, _ = rtAcquire(t, a, "queue")
+	next = rtQueue(t, b, "queue")
+	third := rtQueue(t, c, "queue")
+	h2, _ = rtHandoff(t, a, b, h, next)
+	h2.RecordAcquired(rtCtx(t))
+	b.n.settle(rtQuiet)
+	c.n.settle(rtQuiet)
+	h3, n := rtHandoff(t, b, c, h2, third)
+	got["handoff (behind a holder that waited)"] = n
+	if err := h3.Release(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A semaphore waiter counts the deletions of the keys ahead.
+	o := rtOpts("sem")
+	o.Limit = 2
+	s1, err := a.Acquire(rtCtx(t), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := c.Acquire(rtCtx(t), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next = rtQueueOpts(t, b, o)
+	h4, n := rtHandoff(t, a, b, s1, next)
+	got["handoff (semaphore)"] = n
+	for _, h := range []*claim.Hold{s2, h4} {
+		if err := h.Release(); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	for _, op := range slices.Sorted(maps.Keys(rtBudget)) {

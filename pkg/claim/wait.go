@@ -21,9 +21,17 @@ import (
 // counts them locally; the events fan out but no waiter sends a request until
 // it may be eligible.
 //
-// Before reporting success the waiter re-reads its own key in the same
-// transaction that counts the keys ahead, and then renews its lease: a waiter
-// whose lease expired while it waited never reports success (etcd issue 19597).
+// A handoff costs the waiter no request when its watch proves it eligible
+// (see watchAhead): the keys older than its own form a set that can only
+// shrink, so once the waiter has seen every one of them deleted it is first,
+// as of the revision of that event. Its lease is proven alive by the
+// keeper's last acknowledged renewal (see keeper.expiry), which also proves
+// its key still there, and is recent enough to leave most of the TTL ahead.
+// When the watch proves nothing (a contender ahead gave up, a foreign
+// contender ahead, the watch broke, the lease's proof is old), the waiter
+// re-reads: its own key and the keys ahead in one transaction, then a
+// renewal, so that a waiter whose lease expired while it waited never reports
+// success (etcd issue 19597).
 func (c *Client) wait(ctx context.Context, h *Hold, opts AcquireOptions) error {
 	op := "acquire " + opts.Name
 	kctx, stopKeeper := context.WithCancel(ctx)
@@ -79,14 +87,19 @@ func (c *Client) wait(ctx context.Context, h *Hold, opts AcquireOptions) error {
 				sleep(ctx, retry)
 				continue
 			}
-			return c.markAcquired(ctx, h)
+			h.waited()
+			return nil
 		}
 		state := QueueState{Ahead: len(older), Holders: front, Limit: opts.Limit}
 		if opts.Progress != nil && !sameQueue(last, state) {
 			opts.Progress(state)
 		}
 		last = state
-		c.watchAhead(ctx, h, older, resp.Header.Revision, opts.Limit)
+		if c.watchAhead(ctx, h, older, resp.Header.Revision, opts.Limit) &&
+			h.lostInQueue() == nil && boottime.Until(h.keeper.expiry()) > h.TTL/2 {
+			h.waited()
+			return nil
+		}
 	}
 }
 
@@ -102,39 +115,49 @@ func (h *Hold) lostInQueue() error {
 	return nil
 }
 
-// markAcquired records the acquisition time in the holder's metadata. It is
-// guarded by the key's create revision, keeps the key's lease, and is best
-// effort: the hold is already verified and the metadata is informational.
-func (c *Client) markAcquired(ctx context.Context, h *Hold) error {
-	now := time.Now().UTC().Truncate(time.Millisecond)
-	h.Holder.AcquiredAt = &now
-	rctx, cancel := c.request(ctx)
-	defer cancel()
-	_, _ = c.etcd.Txn(rctx).
-		If(clientv3.Compare(clientv3.CreateRevision(h.Key), "=", h.Revision)).
-		Then(clientv3.OpPut(h.Key, h.Holder.encode(), clientv3.WithIgnoreLease())).
-		Commit()
-	return nil
-}
-
 // watchAhead returns when the queue ahead of h may have changed: a key it
 // depends on was deleted, its own key was deleted, the watch broke, the lease
-// was renewed late enough to need a check, or ctx ended. The caller re-reads
-// the queue in every case, so returning early is always safe.
-func (c *Client) watchAhead(ctx context.Context, h *Hold, older []*mvccpb.KeyValue, rev int64, limit int) {
+// was renewed late enough to need a check, or ctx ended. It reports whether
+// the events alone prove h eligible; otherwise the caller re-reads the queue,
+// so returning early is always safe.
+//
+// older is every key older than h's as of revision rev. No key older than
+// h's can be created later, so deletions are all that can change the set:
+//   - a semaphore waiter watches the claim's range and is eligible once
+//     fewer than limit of older remain;
+//   - a mutex waiter watches the key just ahead. It knows that key to be the
+//     last one older than its own when it was the only one in older, or once
+//     the key's holder records its acquisition (a put with acquired_at, which
+//     a holder writes only after proving itself first; see
+//     Hold.RecordAcquired). That key's deletion then makes h first. A
+//     deletion of a key ahead that was still waiting proves nothing.
+//
+// One watch covers both the keys ahead and h's own key, so that its events
+// arrive in revision order: a deletion of h's own key (its lease revoked out
+// of band) is always seen before a later deletion ahead could be taken for
+// eligibility. For a mutex waiter that watch is the key range from the key
+// ahead to h's own (in either order): etcd numbers the leases one member
+// grants in increasing order, so it usually holds those two keys alone, and
+// any other key in it only costs an event that is skipped.
+func (c *Client) watchAhead(ctx context.Context, h *Hold, older []*mvccpb.KeyValue, rev int64, limit int) bool {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
 	from := clientv3.WithRev(rev + 1)
-	own := c.etcd.Watch(wctx, h.Key, from, clientv3.WithFilterPut())
-	var ahead clientv3.WatchChan
+	next := older[len(older)-1]
+	nextIsLast := len(older) == 1
 	pending := map[string]bool{}
+	var events clientv3.WatchChan
 	if limit == 1 {
-		ahead = c.etcd.Watch(wctx, string(older[len(older)-1].Key), from, clientv3.WithFilterPut())
+		lo, hi := string(next.Key), h.Key
+		if lo > hi {
+			lo, hi = hi, lo
+		}
+		events = c.etcd.Watch(wctx, lo, clientv3.WithRange(hi+"\x00"), from)
 	} else {
 		for _, kv := range older {
 			pending[string(kv.Key)] = true
 		}
-		ahead = c.etcd.Watch(wctx, c.keys.ClaimPrefix(h.Name), clientv3.WithPrefix(), from, clientv3.WithFilterPut())
+		events = c.etcd.Watch(wctx, c.keys.ClaimPrefix(h.Name), clientv3.WithPrefix(), from, clientv3.WithFilterPut())
 	}
 	for {
 		timer := time.NewTimer(max(boottime.Until(h.keeper.expiry()), 0))
@@ -145,41 +168,48 @@ func (c *Client) watchAhead(ctx context.Context, h *Hold, older []*mvccpb.KeyVal
 		case <-h.keeper.renewed:
 			timer.Stop()
 			continue
-		case wr, ok := <-own:
-			if ok && wr.Err() == nil && len(wr.Events) == 0 {
-				timer.Stop()
-				continue
+		case wr, ok := <-events:
+			if !ok || wr.Err() != nil {
+				break
 			}
-		case wr, ok := <-ahead:
-			if ok && wr.Err() == nil && limit > 1 && !deletedEnough(wr.Events, pending, h.Key, limit) {
-				timer.Stop()
-				continue
+			timer.Stop()
+			for _, ev := range wr.Events {
+				key := string(ev.Kv.Key)
+				deleted := ev.Type == clientv3.EventTypeDelete
+				switch {
+				case key == h.Key:
+					if deleted {
+						return false // the re-read reports why
+					}
+				case limit > 1:
+					if deleted {
+						delete(pending, key)
+						if len(pending) < limit {
+							return true
+						}
+					}
+				case key == string(next.Key):
+					if deleted {
+						return nextIsLast
+					}
+					if ev.Kv.CreateRevision == next.CreateRevision && recordsAcquisition(ev.Kv.Value) {
+						nextIsLast = true
+					}
+				}
 			}
-			if ok && wr.Err() == nil && limit == 1 && len(wr.Events) == 0 {
-				timer.Stop()
-				continue
-			}
+			continue
 		}
 		timer.Stop()
-		return
+		return false
 	}
 }
 
-// deletedEnough removes deleted keys from pending and reports whether a
-// semaphore waiter may now be eligible (fewer than limit keys ahead) or its
-// own key went away.
-func deletedEnough(events []*clientv3.Event, pending map[string]bool, own string, limit int) bool {
-	for _, ev := range events {
-		if ev.Type != clientv3.EventTypeDelete {
-			continue
-		}
-		k := string(ev.Kv.Key)
-		if k == own {
-			return true
-		}
-		delete(pending, k)
-	}
-	return len(pending) < limit
+// recordsAcquisition reports whether a key's value is a mutex holder's
+// claimctl metadata with acquired_at set, which only a holder that proved
+// itself first writes.
+func recordsAcquisition(value []byte) bool {
+	h := decodeHolder(value)
+	return h != nil && h.AcquiredAt != nil && h.Limit == 1
 }
 
 func sameQueue(a, b QueueState) bool {

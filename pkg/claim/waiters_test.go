@@ -1,10 +1,14 @@
 package claim_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/claimctl/claimctl/pkg/claim"
 )
 
 // handoffs queues n waiters behind a holder of claim name, each with its own
@@ -66,6 +70,7 @@ func handoffs(t *testing.T, c *cluster, name string, n int) []int64 {
 		if r.hold.Revision <= prev.Revision {
 			t.Fatalf("n=%d: waiter %d got fencing token %d, not above %d", n, i, r.hold.Revision, prev.Revision)
 		}
+		r.hold.RecordAcquired(ctxT(t, 5*time.Second)) // as run does once its command runs
 		after := settle()
 		for j := range counters {
 			d := after[j] - before[j]
@@ -106,5 +111,54 @@ func TestHandoffCostDoesNotGrowWithTheQueue(t *testing.T) {
 	}
 	if k := c.keys(); len(k) != 0 {
 		t.Fatalf("keys left: %v", k)
+	}
+}
+
+// TestWaiterBehindOneThatGaveUpKeepsWaiting: a waiter learns that it is
+// first from its watch alone only when every key older than its own is gone.
+// When the contender just ahead of it gives up while the claim is still
+// held, its deletion proves nothing: the waiter must go on waiting (a mutex
+// waiter then watches the holder; a semaphore waiter still counts the
+// holders), and get the claim only when a holder leaves. The same holds when
+// the one ahead had recorded an acquisition of a claim that it then left.
+func TestWaiterBehindOneThatGaveUpKeepsWaiting(t *testing.T) {
+	for _, limit := range []int{1, 2} {
+		t.Run(fmt.Sprintf("limit %d", limit), func(t *testing.T) {
+			c := newCluster(t)
+			o := opts("gave-up")
+			o.Limit = limit
+			var holders []*claim.Hold
+			for i := range limit {
+				h, err := c.claims(nil).Acquire(ctxT(t, 10*time.Second), o)
+				if err != nil {
+					t.Fatalf("holder %d: %v", i, err)
+				}
+				holders = append(holders, h)
+			}
+			ctx, giveUp := context.WithCancel(context.Background())
+			defer giveUp()
+			ahead := acquireAsync(t, ctx, c.claims(nil), o)
+			behind := acquireAsync(t, ctxT(t, 60*time.Second), c.claims(nil), o)
+
+			giveUp()
+			if r := recv(t, ahead, "the waiter that gave up"); !errors.Is(r.err, claim.ErrWaitTimeout) {
+				t.Fatalf("the waiter that gave up: %v, want ErrWaitTimeout", r.err)
+			}
+			select {
+			case r := <-behind:
+				t.Fatalf("the waiter behind took the claim while %d holder(s) of %d still held it: %+v", limit, limit, r)
+			case <-time.After(500 * time.Millisecond):
+			}
+			if err := holders[0].Release(); err != nil {
+				t.Fatal(err)
+			}
+			r := recv(t, behind, "the waiter behind")
+			if r.err != nil {
+				t.Fatalf("the waiter behind, after a holder left: %v", r.err)
+			}
+			if r.hold.Revision <= holders[len(holders)-1].Revision {
+				t.Fatalf("fencing token %d not above the holders' %d", r.hold.Revision, holders[len(holders)-1].Revision)
+			}
+		})
 	}
 }

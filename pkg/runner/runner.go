@@ -41,8 +41,11 @@ import (
 type Config struct {
 	// Hold is a verified hold; Run keeps it alive and releases it.
 	Hold *claim.Hold
-	// Child is the command to run.
-	Child supervise.Spec
+	// Child is the command to run, prepared before the hold was acquired.
+	Child *supervise.Prepared
+	// Env is the child's whole environment (nil: the prepared Spec's). It
+	// is given here because it carries the hold's token.
+	Env []string
 	// Margin is how long before the earliest possible lease expiry the
 	// child's group must be dead.
 	Margin time.Duration
@@ -117,10 +120,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	h := cfg.Hold
 	if boottime.Until(h.Expiry().Add(-cfg.Margin)) <= 0 {
 		// Waiting took so long that the hold can no longer be proven.
+		cfg.Child.Close()
 		_ = h.Release()
 		return Result{Lost: fmt.Errorf("%w: the lease could not be renewed in time before the command started", claim.ErrNotHeld)}, nil
 	}
-	child, err := supervise.Start(cfg.Child)
+	child, err := cfg.Child.Start(cfg.Env)
 	if err != nil {
 		if rerr := h.Release(); rerr != nil {
 			err = fmt.Errorf("%w (and releasing the claim failed: %v)", err, rerr)
@@ -133,6 +137,17 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	kctx, stopKeeping := context.WithCancel(ctx)
 	defer stopKeeping()
 	h.Keep(kctx)
+	// Off the handoff's critical path: the command is already running.
+	rctx, stopRecording := context.WithCancel(kctx)
+	recorded := make(chan struct{})
+	go func() {
+		defer close(recorded)
+		h.RecordAcquired(rctx)
+	}()
+	defer func() {
+		stopRecording()
+		<-recorded
+	}()
 
 	grace := Timing(h.TTL, cfg.Margin, cfg.Grace)
 	deadline := func() boottime.Instant { return h.Expiry().Add(-cfg.Margin) }
@@ -212,7 +227,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 		tick.Stop()
 	}
-	res.Status = child.Wait()
+	// The group is empty: the claim may go now. The guardian has stood
+	// down; reaping it (child.Close) can wait until after the release.
+	res.Status = child.Status()
 
 	if cfg.MinHold > 0 && res.Lost == nil {
 		holdFor(ctx, h, started.Add(cfg.MinHold), cfg.Signals)

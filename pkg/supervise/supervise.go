@@ -40,25 +40,46 @@ type Child struct {
 }
 
 // Start starts the child described by spec and returns once it is running
-// (after a successful execve).
+// (after a successful execve). It is Prepare followed by Prepared.Start.
 //
 // A command that cannot be found or executed is reported as a *StartError
 // (errors.Is ErrNotFound or ErrNotExecutable); other failures are plain
 // wrapped errors.
+func Start(spec Spec) (*Child, error) {
+	p, err := Prepare(spec)
+	if err != nil {
+		return nil, err
+	}
+	return p.Start(nil)
+}
+
+// Prepared is a command made ready to start: found, with its guardian
+// already running. Preparing before the claim is acquired takes the lookup
+// and the guardian's fork and exec off the path between acquiring and the
+// command running, and reports a command that cannot run before anything is
+// acquired. Call Start once, or Close.
+type Prepared struct {
+	spec    Spec
+	path    string
+	devnull *os.File
+
+	guardDone chan struct{} // closed once the guardian is started (or failed)
+	guard     *guardian
+	guardErr  error
+
+	used bool
+}
+
+// Prepare looks the command up, checks its working directory, makes this
+// process a child subreaper and starts the guardian in the background. It
+// fails with a *StartError for a command that cannot be found or executed.
 //
-// Start makes the calling process a child subreaper
+// Prepare makes the calling process a child subreaper
 // (PR_SET_CHILD_SUBREAPER). That is a process-wide attribute and it stays
 // set: every orphaned descendant of this process is reparented to it from
 // then on. Orphans that left the child's group (setsid, setpgid) are not
 // reaped here and stay zombies until this process exits.
-//
-// The child's group is protected by the guardian from the moment Start
-// returns. The only unprotected window is between the child's execve and
-// the single write(2) that tells the already running guardian the child's
-// group ID, a few microseconds in which a SIGKILL of this process would
-// still kill the child (Pdeathsig) but not a grandchild it had managed to
-// fork in that time.
-func Start(spec Spec) (*Child, error) {
+func Prepare(spec Spec) (*Prepared, error) {
 	if spec.Path == "" {
 		return nil, errors.New("start: empty command")
 	}
@@ -79,18 +100,56 @@ func Start(spec Spec) (*Child, error) {
 			return nil, fmt.Errorf("start %s: working directory %s: not a directory", spec.Path, spec.Dir)
 		}
 	}
-
-	var devnull *os.File
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return nil, fmt.Errorf("start %s: become child subreaper: %w", spec.Path, err)
+	}
+	p := &Prepared{spec: spec, path: path, guardDone: make(chan struct{})}
 	if spec.Stdin == nil || spec.Stdout == nil || spec.Stderr == nil || !spec.NoGuardian {
-		devnull, err = os.OpenFile(os.DevNull, os.O_RDWR, 0)
+		p.devnull, err = os.OpenFile(os.DevNull, os.O_RDWR, 0)
 		if err != nil {
 			return nil, fmt.Errorf("start %s: %w", spec.Path, err)
 		}
-		defer devnull.Close()
+	}
+	if spec.NoGuardian {
+		close(p.guardDone)
+	} else {
+		go func() {
+			defer close(p.guardDone)
+			p.guard, p.guardErr = startGuardian(p.devnull)
+		}()
+	}
+	return p, nil
+}
+
+// Start starts the prepared command with environment env (nil means the
+// Spec's) and returns once it is running (after a successful execve).
+//
+// The child's group is protected by the guardian from the moment Start
+// returns. The only unprotected window is between the child's execve and
+// the single write(2) that tells the already running guardian the child's
+// group ID, a few microseconds in which a SIGKILL of this process would
+// still kill the child (Pdeathsig) but not a grandchild it had managed to
+// fork in that time.
+func (p *Prepared) Start(env []string) (*Child, error) {
+	if p.used {
+		return nil, errors.New("start: a prepared command starts once")
+	}
+	p.used = true
+	defer p.closeDevnull()
+	spec := p.spec
+	<-p.guardDone
+	if p.guardErr != nil {
+		return nil, fmt.Errorf("start %s: %w", spec.Path, p.guardErr)
+	}
+	if env == nil {
+		env = spec.Env
+	}
+	if env == nil {
+		env = os.Environ()
 	}
 	fd := func(f *os.File) uintptr {
 		if f == nil {
-			return devnull.Fd()
+			return p.devnull.Fd()
 		}
 		return f.Fd()
 	}
@@ -103,27 +162,16 @@ func Start(spec Spec) (*Child, error) {
 			Pdeathsig: syscall.SIGKILL,
 		},
 	}
-
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		return nil, fmt.Errorf("start %s: become child subreaper: %w", spec.Path, err)
-	}
-
 	c := &Child{
+		guard:     p.guard,
 		exited:    make(chan struct{}),
 		groupDone: make(chan struct{}),
 		finished:  make(chan struct{}),
 	}
-	if !spec.NoGuardian {
-		c.guard, err = startGuardian(devnull)
-		if err != nil {
-			return nil, fmt.Errorf("start %s: %w", spec.Path, err)
-		}
-	}
-
 	argv := append([]string{spec.Path}, spec.Args...)
 	started := make(chan error, 1)
-	go c.supervise(path, argv, attr, started)
-	err = <-started
+	go c.supervise(p.path, argv, attr, started)
+	err := <-started
 	runtime.KeepAlive(spec.Stdin)
 	runtime.KeepAlive(spec.Stdout)
 	runtime.KeepAlive(spec.Stderr)
@@ -134,10 +182,32 @@ func Start(spec Spec) (*Child, error) {
 		if c.guard != nil {
 			c.guard.abandon()
 		}
-		return nil, startError(spec.Path, path, spec.Dir, err)
+		return nil, startError(spec.Path, p.path, spec.Dir, err)
 	default: // the child ran but could not be protected; it is being killed
 		<-c.finished
 		return nil, fmt.Errorf("start %s: %w", spec.Path, err)
+	}
+}
+
+// Close releases a prepared command that was not started: its guardian
+// exits and is reaped. It does nothing after Start, and may be called any
+// number of times.
+func (p *Prepared) Close() {
+	if p.used {
+		return
+	}
+	p.used = true
+	<-p.guardDone
+	if p.guard != nil {
+		p.guard.abandon()
+	}
+	p.closeDevnull()
+}
+
+func (p *Prepared) closeDevnull() {
+	if p.devnull != nil {
+		p.devnull.Close()
+		p.devnull = nil
 	}
 }
 

@@ -35,6 +35,22 @@ func Start(spec Spec) (*Child, error) {
 	return nil, errUnsupported
 }
 
+// Prepared is a command made ready to start. Off Linux, Prepare never
+// returns one.
+type Prepared struct{}
+
+// Prepare always fails off Linux, before anything else is done: see Start.
+func Prepare(spec Spec) (*Prepared, error) {
+	_, err := Start(spec)
+	return nil, err
+}
+
+// Start fails: there is nothing to start.
+func (p *Prepared) Start(env []string) (*Child, error) { return nil, errUnsupported }
+
+// Close does nothing.
+func (p *Prepared) Close() {}
+
 // Pid is 0: there is no child.
 func (c *Child) Pid() int { return 0 }
 

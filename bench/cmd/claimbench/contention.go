@@ -177,7 +177,6 @@ func (b *bench) contentionRound(ctx context.Context, t tool, nprocs, round int) 
 type keyEvent struct {
 	at      int64 // CLOCK_MONOTONIC
 	deleted bool
-	version int64 // 1 for a key's creation, more for an update
 }
 
 // recordEvents watches claim name's prefix until the returned function is
@@ -202,7 +201,7 @@ func (b *bench) recordEvents(ctx context.Context, name string) (func() []keyEven
 		for wr := range wch {
 			at := mono.Now()
 			for _, ev := range wr.Events {
-				evs = append(evs, keyEvent{at: at, deleted: ev.Type == clientv3.EventTypeDelete, version: ev.Kv.Version})
+				evs = append(evs, keyEvent{at: at, deleted: ev.Type == clientv3.EventTypeDelete})
 			}
 		}
 	}()
@@ -215,10 +214,10 @@ func (b *bench) recordEvents(ctx context.Context, name string) (func() []keyEven
 }
 
 // decompose splits each handoff gap (previous section's end to the next
-// section's start) at the events etcd saw in between: the holder's key
-// deleted (its release applied), and for claimctl the new holder's key
-// updated with its acquired_at time (the waiter's last request before it
-// starts the child).
+// section's start) at the deletion of the holder's key that etcd saw in
+// between: the holder's side (its command exiting, being reaped, and the
+// release applied) and the waiter's side (woken by its watch, verifying its
+// turn, starting the next command).
 func decompose(ivs []seclog.Interval, evs []keyEvent) map[string][]float64 {
 	out := map[string][]float64{}
 	for i := 1; i < len(ivs); i++ {
@@ -226,28 +225,19 @@ func decompose(ivs []seclog.Interval, evs []keyEvent) map[string][]float64 {
 		if prev.Open() || next.Start < prev.End {
 			continue
 		}
-		var del, upd *keyEvent
+		var del *keyEvent
 		for j := range evs {
 			e := &evs[j]
-			if e.at <= prev.End || e.at >= next.Start {
-				continue
-			}
-			if del == nil && e.deleted {
+			if e.deleted && e.at > prev.End && e.at < next.Start {
 				del = e
-			} else if del != nil && upd == nil && !e.deleted && e.version > 1 {
-				upd = e
+				break
 			}
 		}
 		if del == nil {
 			continue
 		}
 		out[phaseRelease] = append(out[phaseRelease], ms(time.Duration(del.at-prev.End)))
-		last := del.at
-		if upd != nil {
-			out[phaseWake] = append(out[phaseWake], ms(time.Duration(upd.at-del.at)))
-			last = upd.at
-		}
-		out[phaseStart] = append(out[phaseStart], ms(time.Duration(next.Start-last)))
+		out[phaseStart] = append(out[phaseStart], ms(time.Duration(next.Start-del.at)))
 	}
 	return out
 }
@@ -255,8 +245,7 @@ func decompose(ivs []seclog.Interval, evs []keyEvent) map[string][]float64 {
 // The phases of a handoff gap.
 const (
 	phaseRelease = "child end -> holder's key deleted"
-	phaseWake    = "key deleted -> waiter's acquired_at written"
-	phaseStart   = "last etcd event -> next child started"
+	phaseStart   = "key deleted -> next child started"
 )
 
 func addRequests(a, b server.Requests) server.Requests {

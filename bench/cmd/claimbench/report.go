@@ -141,7 +141,7 @@ func (r *Results) markdown() string {
 		row(fmt.Sprintf("%d processes: handoff gap median", n), c.Gap.Median, d.Gap.Median, "ms")
 		row(fmt.Sprintf("%d processes: handoff gap p90", n), c.Gap.P90, d.Gap.P90, "ms")
 		p("| %d processes: handoff gap median, round by round | %s | %s | %.2fx median of round pairs |\n", n, list(c.RoundGapMedians), list(d.RoundGapMedians), pairedRatio(c.RoundGapMedians, d.RoundGapMedians))
-		for _, ph := range []string{phaseRelease, phaseWake, phaseStart} {
+		for _, ph := range []string{phaseRelease, phaseStart} {
 			cp, dp := c.Phases[ph], d.Phases[ph]
 			if cp.N == 0 && dp.N == 0 {
 				continue
@@ -163,7 +163,7 @@ func (r *Results) markdown() string {
 	if c, d := r.Handoff["claimctl"], r.Handoff["etcdctl"]; c != nil && d != nil && len(c.Gaps) > 0 && len(d.Gaps) > 0 {
 		row(fmt.Sprintf("isolated handoff (2 processes, nothing else running, n=%d): gap median", len(c.Gaps)), c.Gap.Median, d.Gap.Median, "ms")
 		row("isolated handoff: gap p90", c.Gap.P90, d.Gap.P90, "ms")
-		for _, ph := range []string{phaseRelease, phaseWake, phaseStart} {
+		for _, ph := range []string{phaseRelease, phaseStart} {
 			cp, dp := c.Phases[ph], d.Phases[ph]
 			if cp.N == 0 && dp.N == 0 {
 				continue
