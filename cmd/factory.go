@@ -101,6 +101,12 @@ func connect(cfg *Config) (*clientv3.Client, error) {
 	if err != nil {
 		return nil, classifyDialError(cfg, err)
 	}
+	// The connection is otherwise made by the first request; starting it
+	// now lets the handshake overlap with whatever the command does before
+	// that request (holder metadata, the guardian's start).
+	if conn := etcd.ActiveConnection(); conn != nil {
+		conn.Connect()
+	}
 	return etcd, nil
 }
 
