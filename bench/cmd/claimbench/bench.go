@@ -119,6 +119,7 @@ func (b *bench) runAll(ctx context.Context) error {
 		{"uncontended", b.uncontended},
 		{"contention", b.contention},
 		{"handoff", b.handoff},
+		{"latency", b.latency},
 		{"failover", b.failover},
 		{"netcut", b.netcut},
 		{"rss", b.rss},

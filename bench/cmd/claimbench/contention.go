@@ -26,69 +26,82 @@ const sectionHold = 5 * time.Millisecond
 // server's counters: etcd requests per section.
 func (b *bench) contention(ctx context.Context) error {
 	for _, procs := range b.cfg.procs {
-		agg := map[string]*Contention{}
-		spans := map[string]time.Duration{}
-		reqs := map[string]server.Requests{}
-		for _, t := range b.tools() {
-			agg[t.name] = &Contention{Tool: t.name, Procs: procs, Runs: b.cfg.runs, Rounds: b.cfg.rounds, TokensRise: true,
-				PhaseSamples: map[string][]float64{}, Phases: map[string]stats.Summary{}}
-			reqs[t.name] = server.Requests{Unary: map[string]float64{}, StreamMsgs: map[string]float64{}}
+		cs, err := b.contend(ctx, b.srv.URL, "", procs, b.cfg.rounds)
+		if err != nil {
+			return err
 		}
-		for round := range b.cfg.rounds {
-			for _, t := range b.order(round) {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-				rr, err := b.contentionRound(ctx, t, procs, round)
-				if err != nil {
-					return err
-				}
-				a, failures := rr.a, rr.failures
-				c := agg[t.name]
-				for k, v := range rr.phases {
-					c.PhaseSamples[k] = append(c.PhaseSamples[k], v...)
-				}
-				c.toolCPU += rr.toolCPU
-				c.serverCPU += rr.serverCPU
-				c.RoundGapMedians = append(c.RoundGapMedians, stats.Quantile(stats.Durations(a.Gaps), 0.5))
-				c.Sections += a.Sections
-				c.Overlaps += a.Overlaps
-				c.Failures += failures
-				c.TokensRise = c.TokensRise && a.TokensRise
-				c.Gaps = append(c.Gaps, stats.Durations(a.Gaps)...)
-				c.RoundRates = append(c.RoundRates, a.PerSecond)
-				spans[t.name] += a.Span
-				reqs[t.name] = addRequests(reqs[t.name], rr.reqs)
-				logf("%s %d procs round %d: %d sections, %.1f/s, gap median %.1f ms, %d overlaps",
-					t.name, procs, round+1, a.Sections, a.PerSecond, stats.Quantile(stats.Durations(a.Gaps), 0.5), a.Overlaps)
-			}
-		}
-		for _, t := range b.tools() {
-			c := agg[t.name]
-			c.Gap = stats.Summarize(c.Gaps)
-			for k, v := range c.PhaseSamples {
-				c.Phases[k] = stats.Summarize(v)
-			}
-			if s := spans[t.name].Seconds(); s > 0 {
-				c.PerSecond = float64(c.Sections) / s
-			}
-			if c.Sections > 0 {
-				c.PerSection = reqs[t.name].Per(float64(c.Sections))
-				c.PerSecReq = c.PerSection.Total()
-				c.ToolCPUPerSection = ms(c.toolCPU) / float64(c.Sections)
-				c.ServerCPUPerSection = ms(c.serverCPU) / float64(c.Sections)
-			}
-			b.res.Contention = append(b.res.Contention, c)
-			want := procs * b.cfg.runs * b.cfg.rounds
-			b.res.check(t.name, fmt.Sprintf("contention %d procs: every run ran, no overlap", procs),
-				c.Sections == want && c.Overlaps == 0 && c.Failures == 0,
-				fmt.Sprintf("%d of %d sections, %d overlaps, %d failed runs", c.Sections, want, c.Overlaps, c.Failures))
-			if t.name == "claimctl" {
-				b.res.check(t.name, fmt.Sprintf("contention %d procs: fencing tokens rise in start order", procs), c.TokensRise, fmt.Sprintf("tokens rise: %v", c.TokensRise))
-			}
-		}
+		b.res.Contention = append(b.res.Contention, cs...)
 	}
 	return nil
+}
+
+// contend runs rounds contention rounds per tool with procs processes
+// through endpoint and returns one aggregate per tool; label names the
+// setting in logs, checks and claim names.
+func (b *bench) contend(ctx context.Context, endpoint, label string, procs, rounds int) ([]*Contention, error) {
+	var out []*Contention
+	agg := map[string]*Contention{}
+	spans := map[string]time.Duration{}
+	reqs := map[string]server.Requests{}
+	for _, t := range b.tools() {
+		agg[t.name] = &Contention{Tool: t.name, Procs: procs, Runs: b.cfg.runs, Rounds: rounds, TokensRise: true,
+			PhaseSamples: map[string][]float64{}, Phases: map[string]stats.Summary{}}
+		reqs[t.name] = server.Requests{Unary: map[string]float64{}, StreamMsgs: map[string]float64{}}
+	}
+	for round := range rounds {
+		for _, t := range b.order(round) {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			rr, err := b.contentionRound(ctx, t, endpoint, fmt.Sprintf("cont%s-%s-%d-%d", label, t.name, procs, round), procs)
+			if err != nil {
+				return nil, err
+			}
+			a, failures := rr.a, rr.failures
+			c := agg[t.name]
+			for k, v := range rr.phases {
+				c.PhaseSamples[k] = append(c.PhaseSamples[k], v...)
+			}
+			c.toolCPU += rr.toolCPU
+			c.serverCPU += rr.serverCPU
+			c.RoundGapMedians = append(c.RoundGapMedians, stats.Quantile(stats.Durations(a.Gaps), 0.5))
+			c.Sections += a.Sections
+			c.Overlaps += a.Overlaps
+			c.Failures += failures
+			c.TokensRise = c.TokensRise && a.TokensRise
+			c.Gaps = append(c.Gaps, stats.Durations(a.Gaps)...)
+			c.RoundRates = append(c.RoundRates, a.PerSecond)
+			spans[t.name] += a.Span
+			reqs[t.name] = addRequests(reqs[t.name], rr.reqs)
+			logf("%s%s %d procs round %d: %d sections, %.1f/s, gap median %.1f ms, %d overlaps",
+				t.name, label, procs, round+1, a.Sections, a.PerSecond, stats.Quantile(stats.Durations(a.Gaps), 0.5), a.Overlaps)
+		}
+	}
+	for _, t := range b.tools() {
+		c := agg[t.name]
+		c.Gap = stats.Summarize(c.Gaps)
+		for k, v := range c.PhaseSamples {
+			c.Phases[k] = stats.Summarize(v)
+		}
+		if s := spans[t.name].Seconds(); s > 0 {
+			c.PerSecond = float64(c.Sections) / s
+		}
+		if c.Sections > 0 {
+			c.PerSection = reqs[t.name].Per(float64(c.Sections))
+			c.PerSecReq = c.PerSection.Total()
+			c.ToolCPUPerSection = ms(c.toolCPU) / float64(c.Sections)
+			c.ServerCPUPerSection = ms(c.serverCPU) / float64(c.Sections)
+		}
+		out = append(out, c)
+		want := procs * b.cfg.runs * rounds
+		b.res.check(t.name, fmt.Sprintf("contention%s %d procs: every run ran, no overlap", label, procs),
+			c.Sections == want && c.Overlaps == 0 && c.Failures == 0,
+			fmt.Sprintf("%d of %d sections, %d overlaps, %d failed runs", c.Sections, want, c.Overlaps, c.Failures))
+		if t.name == "claimctl" {
+			b.res.check(t.name, fmt.Sprintf("contention%s %d procs: fencing tokens rise in start order", label, procs), c.TokensRise, fmt.Sprintf("tokens rise: %v", c.TokensRise))
+		}
+	}
+	return out, nil
 }
 
 // roundResult is what one contention round measured.
@@ -103,9 +116,8 @@ type roundResult struct {
 
 // contentionRound runs one round and returns what the log shows, the etcd
 // traffic, the CPU spent, and the number of runs that failed.
-func (b *bench) contentionRound(ctx context.Context, t tool, nprocs, round int) (roundResult, error) {
+func (b *bench) contentionRound(ctx context.Context, t tool, endpoint, name string, nprocs int) (roundResult, error) {
 	var rr roundResult
-	name := fmt.Sprintf("cont-%s-%d-%d", t.name, nprocs, round)
 	log := filepath.Join(b.work, name+".log")
 	m0, err := b.srv.Scrape(ctx)
 	if err != nil {
@@ -132,7 +144,7 @@ func (b *bench) contentionRound(ctx context.Context, t tool, nprocs, round int) 
 					return
 				}
 				label := fmt.Sprintf("p%02d-%03d", p, i)
-				pr, err := b.start(t.lockArgs(b.srv.URL, name, 10, b.section(log, sectionHold, label)...))
+				pr, err := b.start(t.lockArgs(endpoint, name, 10, b.section(log, sectionHold, label)...))
 				if err == nil {
 					err = pr.wait(2 * time.Minute)
 					mu.Lock()

@@ -26,39 +26,44 @@ func (b *bench) handoff(ctx context.Context) error {
 	if b.cfg.quick {
 		n = 3
 	}
+	return b.handoffs(ctx, b.srv.URL, "", n, b.res.Handoff)
+}
+
+// handoffs runs n isolated handoffs per tool through endpoint into the
+// results by tool; label names the setting in logs, checks and claim names.
+func (b *bench) handoffs(ctx context.Context, endpoint, label string, n int, into map[string]*Handoff) error {
 	for _, t := range b.tools() {
-		b.res.Handoff[t.name] = &Handoff{Phases: map[string]stats.Summary{}, PhaseSamples: map[string][]float64{}}
+		into[t.name] = &Handoff{Phases: map[string]stats.Summary{}, PhaseSamples: map[string][]float64{}}
 	}
 	for i := range n {
 		for _, t := range b.order(i) {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if err := b.handoffTrial(ctx, t, i); err != nil {
+			if err := b.handoffTrial(ctx, t, endpoint, fmt.Sprintf("handoff%s-%s-%d", label, t.name, i), into[t.name]); err != nil {
 				return err
 			}
 		}
 	}
 	for _, t := range b.tools() {
-		h := b.res.Handoff[t.name]
+		h := into[t.name]
 		h.Gap = stats.Summarize(h.Gaps)
 		for k, v := range h.PhaseSamples {
 			h.Phases[k] = stats.Summarize(v)
 		}
-		logf("%s isolated handoff: gap median %.2f ms p90 %.2f ms over %d", t.name, h.Gap.Median, h.Gap.P90, len(h.Gaps))
-		b.res.check(t.name, "isolated handoffs: no overlap", h.Overlaps == 0, fmt.Sprintf("%d handoffs, %d overlaps", len(h.Gaps), h.Overlaps))
+		logf("%s isolated handoff%s: gap median %.2f ms p90 %.2f ms over %d", t.name, label, h.Gap.Median, h.Gap.P90, len(h.Gaps))
+		b.res.check(t.name, "isolated handoffs"+label+": no overlap", h.Overlaps == 0, fmt.Sprintf("%d handoffs, %d overlaps", len(h.Gaps), h.Overlaps))
 	}
 	return nil
 }
 
-func (b *bench) handoffTrial(ctx context.Context, t tool, i int) error {
-	name := fmt.Sprintf("handoff-%s-%d", t.name, i)
+func (b *bench) handoffTrial(ctx context.Context, t tool, endpoint, name string, h *Handoff) error {
 	log := filepath.Join(b.work, name+".log")
 	events, err := b.recordEvents(ctx, name)
 	if err != nil {
 		return err
 	}
-	holder, err := b.start(t.lockArgs(b.srv.URL, name, 10, b.section(log, handoffHold, "holder")...))
+	holder, err := b.start(t.lockArgs(endpoint, name, 10, b.section(log, handoffHold, "holder")...))
 	if err != nil {
 		events()
 		return err
@@ -68,7 +73,7 @@ func (b *bench) handoffTrial(ctx context.Context, t tool, i int) error {
 		events()
 		return fmt.Errorf("%s: the holder's child did not start", name)
 	}
-	waiter, err := b.start(t.lockArgs(b.srv.URL, name, 10, b.section(log, 0, "waiter")...))
+	waiter, err := b.start(t.lockArgs(endpoint, name, 10, b.section(log, 0, "waiter")...))
 	if err != nil {
 		holder.kill()
 		events()
@@ -88,7 +93,6 @@ func (b *bench) handoffTrial(ctx context.Context, t tool, i int) error {
 		return err
 	}
 	a := seclog.Analyze(ivs)
-	h := b.res.Handoff[t.name]
 	h.Overlaps += a.Overlaps
 	if len(a.Gaps) != 1 {
 		return fmt.Errorf("%s: %d sections logged, want 2", name, len(ivs))

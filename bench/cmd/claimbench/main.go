@@ -54,7 +54,7 @@ type config struct {
 	timeout     time.Duration
 }
 
-var scenarioNames = []string{"uncontended", "contention", "handoff", "failover", "netcut", "rss", "scale", "waiters", "requests"}
+var scenarioNames = []string{"uncontended", "contention", "handoff", "latency", "failover", "netcut", "rss", "scale", "waiters", "requests"}
 
 func main() { os.Exit(run()) }
 

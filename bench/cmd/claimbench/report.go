@@ -58,6 +58,25 @@ func (r *Results) targets() []target {
 		out = append(out, target{"handoff gap (median), 16 processes", "<= 0.5x", g <= 0.5,
 			fmt.Sprintf("%.2fx (median of %d round pairs; pooled %.2fx)", g, len(c.RoundGapMedians), stats.Ratio(c.Gap.Median, d.Gap.Median))})
 	}
+	if n := r.Net; n != nil {
+		at := fmt.Sprintf(", at %.0f ms RTT", n.RTTms)
+		if u, e := n.Uncontended["claimctl"], n.Uncontended["etcdctl"]; u != nil && e != nil && len(u.Wall) > 0 && len(e.Wall) > 0 {
+			x := stats.Ratio(u.WallSum.Median, e.WallSum.Median)
+			out = append(out, target{"uncontended latency (median)" + at, "<= 0.7x", x <= 0.7, fmt.Sprintf("%.2fx", x)})
+		}
+		by := map[string]*Contention{}
+		for _, c := range n.Contention {
+			by[c.Tool] = c
+		}
+		if c, d := by["claimctl"], by["etcdctl"]; c != nil && d != nil {
+			x := pairedRatio(c.RoundRates, d.RoundRates)
+			out = append(out, target{fmt.Sprintf("sections/s, %d processes%s", c.Procs, at), ">= 2x", x >= 2,
+				fmt.Sprintf("%.2fx (median of %d round pairs; pooled %.2fx)", x, len(c.RoundRates), stats.Ratio(c.PerSecond, d.PerSecond))})
+			g := pairedRatio(c.RoundGapMedians, d.RoundGapMedians)
+			out = append(out, target{fmt.Sprintf("handoff gap (median), %d processes%s", c.Procs, at), "<= 0.5x", g <= 0.5,
+				fmt.Sprintf("%.2fx (median of %d round pairs; pooled %.2fx)", g, len(c.RoundGapMedians), stats.Ratio(c.Gap.Median, d.Gap.Median))})
+		}
+	}
 	if c, d := r.RSS["claimctl"], r.RSS["etcdctl"]; c != nil && d != nil && len(c.HWM) > 0 && len(d.HWM) > 0 {
 		x := stats.Ratio(c.HWMSum.Median, d.HWMSum.Median)
 		out = append(out, target{"peak RSS while holding (VmHWM median)", "<= 1x", x <= 1, fmt.Sprintf("%.2fx", x)})
@@ -176,6 +195,31 @@ func (r *Results) markdown() string {
 				dm = math.NaN()
 			}
 			row(fmt.Sprintf("isolated handoff: phase %s, median", ph), cm, dm, "ms")
+		}
+	}
+	if n := r.Net; n != nil {
+		at := fmt.Sprintf("at %.0f ms RTT", n.RTTms)
+		if u, e := n.Uncontended["claimctl"], n.Uncontended["etcdctl"]; u != nil && e != nil && len(u.Wall) > 0 && len(e.Wall) > 0 {
+			row(fmt.Sprintf("%s: uncontended `run`/`lock` + `true`, median (n=%d each)", at, len(u.Wall)), u.WallSum.Median, e.WallSum.Median, "ms")
+			row(at+": uncontended, p90", u.WallSum.P90, e.WallSum.P90, "ms")
+		}
+		if c, d := n.Handoff["claimctl"], n.Handoff["etcdctl"]; c != nil && d != nil && len(c.Gaps) > 0 && len(d.Gaps) > 0 {
+			row(fmt.Sprintf("%s: isolated handoff gap median (n=%d)", at, len(c.Gaps)), c.Gap.Median, d.Gap.Median, "ms")
+			for _, ph := range []string{phaseRelease, phaseStart} {
+				if cp, dp := c.Phases[ph], d.Phases[ph]; cp.N > 0 && dp.N > 0 {
+					row(fmt.Sprintf("%s: isolated handoff phase %s, median", at, ph), cp.Median, dp.Median, "ms")
+				}
+			}
+		}
+		by := map[string]*Contention{}
+		for _, c := range n.Contention {
+			by[c.Tool] = c
+		}
+		if c, d := by["claimctl"], by["etcdctl"]; c != nil && d != nil {
+			row(fmt.Sprintf("%s: %d processes x %d runs x %d rounds: sections/s (pooled)", at, c.Procs, c.Runs, c.Rounds), c.PerSecond, d.PerSecond, "/s")
+			row(fmt.Sprintf("%s: %d processes: handoff gap median", at, c.Procs), c.Gap.Median, d.Gap.Median, "ms")
+			row(fmt.Sprintf("%s: %d processes: handoff gap p90", at, c.Procs), c.Gap.P90, d.Gap.P90, "ms")
+			p("| %s: %d processes: overlaps seen | %d of %d | %d of %d | |\n", at, c.Procs, c.Overlaps, c.Sections, d.Overlaps, d.Sections)
 		}
 	}
 	fo := map[string][]float64{}

@@ -35,6 +35,7 @@ type Results struct {
 	Scale       *Scale              `json:"scale,omitempty"`
 	Waiters     []*Waiters          `json:"waiters"`
 	Requests    []RequestCost       `json:"requests"`
+	Net         *NetLatency         `json:"network_latency,omitempty"`
 	Checks      []Check             `json:"checks"`
 }
 
