@@ -48,6 +48,8 @@ run exits 76. If claimctl itself is killed, CMD dies with it.
 CMD gets CLAIMCTL_NAME, CLAIMCTL_TOKEN, CLAIMCTL_FENCING_TOKEN,
 CLAIMCTL_LEASE_ID and CLAIMCTL_KEY in its environment; signals sent to
 claimctl (INT TERM HUP QUIT USR1 USR2 WINCH) are forwarded to its group.
+run cannot be suspended (Ctrl-Z, SIGTSTP): a stopped claimctl could not stop
+CMD in time if the claim were lost, so it says so and goes on.
 While run is still waiting for the claim, any of them but WINCH ends the
 wait instead (exit 128+n) and CMD is not started.`,
 		Example: `  claimctl run deploy -- ./deploy.sh production
@@ -119,6 +121,7 @@ func runRun(opts *RunOptions) error {
 	signals := make(chan os.Signal, 8)
 	signal.Notify(signals, forwarded...)
 	defer signal.Stop(signals)
+	defer refuseSuspend(f)()
 	ictx, cancel := context.WithCancelCause(opts.cmd.Context())
 	defer cancel(context.Canceled)
 	wctx, stopTimer := opts.Acquire.waitContext(ictx)
@@ -235,6 +238,35 @@ func childEnv(h *claim.Hold) []string {
 		env = append(env, kv[0]+"="+kv[1])
 	}
 	return env
+}
+
+// refuseSuspend catches the terminal's stop signals (Ctrl-Z) for as long as
+// run lasts and answers each with a note on stderr. Stopped, claimctl would
+// neither renew the claim nor stop the command when the claim runs out: the
+// command would run on, unsupervised, past its lease. (SIGSTOP cannot be
+// caught; README "Safety" says what a frozen claimctl means.) The returned
+// function stops catching them.
+func refuseSuspend(f *Factory) func() {
+	if len(suspendSignals) == 0 {
+		return func() {}
+	}
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, suspendSignals...)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-ch:
+				fmt.Fprintln(f.IO.ErrOut, "claimctl: run cannot be suspended: a stopped claimctl could not stop the command in time if the claim were lost; the command goes on (Ctrl-C stops it)")
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(ch)
+		close(done)
+	}
 }
 
 // waitInterrupt ends the wait (through cancel, with a signalError as the

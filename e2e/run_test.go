@@ -175,3 +175,31 @@ func TestRunShortCutLeavesTheCommandAlone(t *testing.T) {
 		t.Fatal("the command did not run to its end")
 	}
 }
+
+// TestRunCannotBeSuspended: Ctrl-Z (SIGTSTP) neither stops claimctl nor
+// reaches the command. A stopped claimctl would not renew the claim or stop
+// the command when the claim ran out, and the command would run on past its
+// lease; so run says it cannot be suspended and carries on, and the command
+// finishes normally.
+func TestRunCannotBeSuspended(t *testing.T) {
+	endpoints := etcdtest.Start(t).Endpoints()
+	log := logPath(t)
+	j := runRecorder(t, endpoints, log, "child", []string{"E2E_RUN_FOR=1500ms"}, "--ttl", "3s", "tstp")
+	r := waitStarted(t, log, "child", 15*time.Second)
+	if err := j.cmd.Process.Signal(syscall.SIGTSTP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if st := procState(j.cmd.Process.Pid); st == "T" || st == "t" {
+		t.Fatalf("claimctl is stopped (state %s) after SIGTSTP; it must refuse to be suspended", st)
+	}
+	if st := procState(r.pids["child"]); st == "T" || st == "t" {
+		t.Fatalf("the command is stopped (state %s) after SIGTSTP to claimctl", st)
+	}
+	if code := j.wait(15 * time.Second); code != 0 {
+		t.Fatalf("exit code %d, want 0 (the command ran to its end); stderr:\n%s", code, j.stderr)
+	}
+	if !strings.Contains(j.stderr.String(), "run cannot be suspended") {
+		t.Fatalf("stderr does not say that run cannot be suspended:\n%s", j.stderr)
+	}
+}

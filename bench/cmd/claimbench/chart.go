@@ -168,6 +168,16 @@ func (r *Results) throughputPlot() *plot.Plot {
 			}
 		}
 	}
+	if n := r.Net; n != nil {
+		for _, c := range n.Contention {
+			if c.Tool == "claimctl" {
+				cats = append(cats, fmt.Sprintf("%d processes, %.0f ms RTT", c.Procs, n.RTTms))
+			}
+		}
+		for _, c := range n.Contention {
+			values[c.Tool] = append(values[c.Tool], c.PerSecond)
+		}
+	}
 	bars(p, cats, values, []string{"claimctl", "etcdctl"})
 	return p
 }
@@ -191,6 +201,16 @@ func (r *Results) gapPlot() *plot.Plot {
 		cats = append(cats, "isolated: median", "isolated: p90")
 		values["claimctl"] = append(values["claimctl"], c.Gap.Median, c.Gap.P90)
 		values["etcdctl"] = append(values["etcdctl"], d.Gap.Median, d.Gap.P90)
+	}
+	if n := r.Net; n != nil {
+		for _, c := range n.Contention {
+			if c.Tool == "claimctl" {
+				cats = append(cats, fmt.Sprintf("%d procs, %.0f ms RTT: median", c.Procs, n.RTTms))
+			}
+		}
+		for _, c := range n.Contention {
+			values[c.Tool] = append(values[c.Tool], c.Gap.Median)
+		}
 	}
 	if len(cats) == 0 {
 		return nil

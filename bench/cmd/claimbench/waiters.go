@@ -34,7 +34,9 @@ type contender interface {
 }
 
 // claimContender does what `claimctl run` does around its child: Acquire,
-// Keep (renewals and a watch on its own key), and Release (revoke).
+// Keep (renewals and a watch on its own key), RecordAcquired in the
+// background (run sends it once the child has started), and Release
+// (revoke).
 type claimContender struct {
 	cli  *clientv3.Client
 	c    *claim.Client
@@ -52,6 +54,7 @@ func (cc *claimContender) lock(ctx context.Context) error {
 	kctx, stop := context.WithCancel(context.Background())
 	cc.stop = stop
 	h.Keep(kctx)
+	go h.RecordAcquired(kctx)
 	return nil
 }
 
