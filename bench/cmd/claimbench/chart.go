@@ -205,7 +205,7 @@ func (r *Results) gapPlot() *plot.Plot {
 	if n := r.Net; n != nil {
 		for _, c := range n.Contention {
 			if c.Tool == "claimctl" {
-				cats = append(cats, fmt.Sprintf("%d procs, %.0f ms RTT: median", c.Procs, n.RTTms))
+				cats = append(cats, fmt.Sprintf("%.0f ms RTT: median", n.RTTms))
 			}
 		}
 		for _, c := range n.Contention {

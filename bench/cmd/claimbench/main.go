@@ -77,6 +77,7 @@ func run() int {
 	flag.IntVar(&cfg.scaleClaims, "claims", 10000, "claims held at once in the scale scenario")
 	flag.StringVar(&waiters, "waiters", "10,100,1000", "waiter counts for the waiters scenario")
 	flag.DurationVar(&cfg.timeout, "timeout", 30*time.Minute, "bound on the whole run (builds included)")
+	replot := flag.String("replot", "", "measure nothing: write results.md and the chart again from this results.json")
 	flag.Parse()
 	if cfg.quick {
 		cfg.uncontended, cfg.runs, procs, cfg.rounds = 5, 3, "4,16", 1
@@ -106,6 +107,14 @@ func run() int {
 	}
 	if cfg.chart == "" {
 		cfg.chart = filepath.Join(cfg.out, "benchmarks.png")
+	}
+
+	if *replot != "" {
+		if err := replotFrom(*replot, cfg); err != nil {
+			fmt.Fprintln(os.Stderr, "claimbench:", err)
+			return 2
+		}
+		return 0
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)

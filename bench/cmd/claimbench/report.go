@@ -35,6 +35,27 @@ func (b *bench) publish() error {
 	return nil
 }
 
+// replotFrom renders results.md and the chart again from a results.json
+// written by an earlier run, for a change to the tables or the chart.
+func replotFrom(path string, cfg config) error {
+	js, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var r Results
+	if err := json.Unmarshal(js, &r); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if err := os.WriteFile(filepath.Join(cfg.out, "results.md"), []byte(r.markdown()), 0o644); err != nil {
+		return err
+	}
+	if err := r.chart(cfg.chart); err != nil {
+		return fmt.Errorf("chart: %w", err)
+	}
+	logf("wrote %s and %s from %s", filepath.Join(cfg.out, "results.md"), cfg.chart, path)
+	return nil
+}
+
 // target is one of the targets, evaluated on this run.
 type target struct {
 	what, goal string
