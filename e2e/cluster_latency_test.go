@@ -3,14 +3,10 @@
 package e2e
 
 import (
-	"net"
-	"net/url"
-	"os"
-	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/claimctl/claimctl/pkg/etcdtest/slowlink"
 )
 
 // TestClusterSlowLinkKeepsTheHold: claimctl H reaches the cluster through a
@@ -29,7 +25,7 @@ import (
 // answered, and run (rightly) refuses to start the command when the grant's
 // send time + TTL - margin has passed by the time the claim is verified.
 //
-// The link is clSlowLink, not etcdtest.Proxy.Delay: that proxy sleeps
+// The link is a slowlink.Link, not etcdtest.Proxy.Delay: that proxy sleeps
 // before forwarding each chunk in turn, so a chunk also waits out the
 // delays of the chunks read before it. With Delay(TTL/6) its one-way
 // latency is TTL/6 to TTL/3 depending on what else is on the connection,
@@ -44,7 +40,11 @@ func TestClusterSlowLinkKeepsTheHold(t *testing.T) {
 	eps := c.Endpoints()
 	const ttl = 3 * time.Second
 	s := clNewScenario(t, cli, "slow-link")
-	link := clNewSlowLink(t, c.Member(0).Endpoint())
+	link, err := slowlink.New(c.Member(0).Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(link.Close)
 	h := s.run([]string{link.Endpoint()}, "H", []string{"E2E_RUN_FOR=8s", "CLAIMCTL_COMMAND_TIMEOUT=5s"}, "--ttl", "3s")
 	rh := s.waitStarted(h, "H", clStartBound)
 	link.SetLatency(ttl / 6)
@@ -62,124 +62,4 @@ func TestClusterSlowLinkKeepsTheHold(t *testing.T) {
 		t.Fatalf("W's child started at %d, not after H's child ended at %d", r.starts["W"], r.ends["H"])
 	}
 	s.checkOracles(r, ttl+clElectionBound)
-}
-
-// clSlowLink is a Unix-socket proxy to one member that delivers every chunk
-// of data a fixed latency after it read it, in each direction and in
-// order, without making a chunk wait for the delay of the one before it:
-// the latency of a long network path, not a slow one.
-type clSlowLink struct {
-	ln       net.Listener
-	endpoint string
-	latency  atomic.Int64 // nanoseconds
-
-	mu     sync.Mutex
-	conns  []net.Conn
-	closed bool
-	wg     sync.WaitGroup
-}
-
-// clNewSlowLink starts a link to target ("http://127.0.0.1:PORT") with no
-// latency; it is closed at cleanup.
-func clNewSlowLink(t *testing.T, target string) *clSlowLink {
-	t.Helper()
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatalf("slow link to %q: %v", target, err)
-	}
-	dir, err := os.MkdirTemp("", "clslow") // t.TempDir() may pass the 108-byte socket path limit
-	if err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(dir, "link.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		os.RemoveAll(dir)
-		t.Fatalf("slow link to %s: %v", target, err)
-	}
-	l := &clSlowLink{ln: ln, endpoint: "unix://" + sock}
-	l.wg.Go(func() {
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			out, err := net.Dial("tcp", u.Host)
-			if err != nil {
-				in.Close()
-				continue
-			}
-			if !l.track(in, out) {
-				return
-			}
-			l.wg.Go(func() { l.pump(out, in) })
-			l.wg.Go(func() { l.pump(in, out) })
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		l.mu.Lock()
-		l.closed = true
-		for _, c := range l.conns {
-			c.Close()
-		}
-		l.mu.Unlock()
-		l.wg.Wait()
-		os.RemoveAll(dir)
-	})
-	return l
-}
-
-// Endpoint returns the link's address for claimctl, "unix:///path".
-func (l *clSlowLink) Endpoint() string { return l.endpoint }
-
-// SetLatency sets the one-way latency of data read from now on.
-func (l *clSlowLink) SetLatency(d time.Duration) { l.latency.Store(int64(d)) }
-
-func (l *clSlowLink) track(conns ...net.Conn) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		for _, c := range conns {
-			c.Close()
-		}
-		return false
-	}
-	l.conns = append(l.conns, conns...)
-	return true
-}
-
-// pump copies src to dst, each chunk latency after it was read, and closes
-// both when either side ends.
-func (l *clSlowLink) pump(dst, src net.Conn) {
-	type chunk struct {
-		due time.Time
-		b   []byte
-	}
-	chunks := make(chan chunk, 1<<12)
-	l.wg.Go(func() {
-		defer close(chunks)
-		for {
-			b := make([]byte, 32<<10)
-			n, err := src.Read(b)
-			if n > 0 {
-				chunks <- chunk{time.Now().Add(time.Duration(l.latency.Load())), b[:n]}
-			}
-			if err != nil {
-				return
-			}
-		}
-	})
-	var werr error
-	for c := range chunks {
-		if werr != nil {
-			continue // drain, so that the reader can end
-		}
-		time.Sleep(time.Until(c.due))
-		if _, werr = dst.Write(c.b); werr != nil {
-			src.Close()
-		}
-	}
-	dst.Close()
-	src.Close()
 }

@@ -16,9 +16,9 @@ import (
 // through it to end.
 const proxyCloseTimeout = 10 * time.Second
 
-// Proxy forwards a client's traffic to one member and can cut or slow it,
-// for partition and latency tests (tc netem is not available here). It
-// wraps go.etcd.io/etcd/pkg/v3/proxy.
+// Proxy forwards a client's traffic to one member and can cut or stall it,
+// for partition tests (tc netem is not available here; for latency see
+// package slowlink). It wraps go.etcd.io/etcd/pkg/v3/proxy.
 //
 // The proxy listens on a Unix socket in a fresh temporary directory: etcd's
 // proxy binds a TCP port on every interface, not only loopback, and cannot
@@ -110,19 +110,6 @@ func (p *Proxy) Blackhole() {
 func (p *Proxy) Unblackhole() {
 	p.srv.UnblackholeTx()
 	p.srv.UnblackholeRx()
-}
-
-// Delay holds every chunk of data for latency in each direction, so a
-// request-response round trip takes at least 2 x latency longer.
-func (p *Proxy) Delay(latency time.Duration) {
-	p.srv.DelayTx(latency, 0)
-	p.srv.DelayRx(latency, 0)
-}
-
-// Undelay removes the latency Delay added.
-func (p *Proxy) Undelay() {
-	p.srv.UndelayTx()
-	p.srv.UndelayRx()
 }
 
 // Pause holds all traffic in both directions until Unpause, then delivers

@@ -6,7 +6,7 @@ import (
 	"os/exec"
 	"time"
 
-	"github.com/claimctl/claimctl/bench/internal/netfault"
+	"github.com/claimctl/claimctl/pkg/etcdtest/slowlink"
 )
 
 // netRTT is the round-trip time the latency scenario adds between the tools
@@ -24,16 +24,17 @@ type NetLatency struct {
 	Contention  []*Contention       `json:"contention"`
 }
 
-// latency routes both tools through a proxy that delays each direction by
-// netRTT/2. On loopback a round trip costs tens of microseconds and process
+// latency routes both tools through a slowlink.Link that delays each
+// direction by netRTT/2. On loopback a round trip costs tens of microseconds and process
 // start-up dominates every figure; with a network in between, the number of
 // round trips on each path is what a user waits for.
 func (b *bench) latency(ctx context.Context) error {
-	px, err := netfault.NewLatency(b.srv.URL, netRTT/2)
+	px, err := slowlink.New(b.srv.URL)
 	if err != nil {
 		return err
 	}
 	defer px.Close()
+	px.SetLatency(netRTT / 2)
 	res := &NetLatency{RTTms: ms(netRTT), Uncontended: map[string]*Latency{}, Handoff: map[string]*Handoff{}}
 	b.res.Net = res
 
@@ -53,7 +54,7 @@ func (b *bench) latency(ctx context.Context) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			p, err := b.start(t.lockArgs(px.Endpoint, "net-unc-"+t.name, 10, truePath))
+			p, err := b.start(t.lockArgs(px.Endpoint(), "net-unc-"+t.name, 10, truePath))
 			if err != nil {
 				return err
 			}
@@ -67,9 +68,9 @@ func (b *bench) latency(ctx context.Context) error {
 		res.Uncontended[t.name].summarize()
 		logf("%s uncontended at %v RTT: median %.1f ms", t.name, netRTT, res.Uncontended[t.name].WallSum.Median)
 	}
-	if err := b.handoffs(ctx, px.Endpoint, "-net", handoffs, res.Handoff); err != nil {
+	if err := b.handoffs(ctx, px.Endpoint(), "-net", handoffs, res.Handoff); err != nil {
 		return err
 	}
-	res.Contention, err = b.contend(ctx, px.Endpoint, "-net", procs, rounds)
+	res.Contention, err = b.contend(ctx, px.Endpoint(), "-net", procs, rounds)
 	return err
 }
