@@ -15,8 +15,9 @@ import (
 // wait queues h until it is among the first Limit keys, keeping its lease
 // alive meanwhile.
 //
-// A mutex waiter watches only the key just ahead of it (and its own key): a
-// release wakes exactly one waiter. A semaphore waiter must notice any of
+// A mutex waiter watches only the key just ahead of it and its own key (one
+// watch over the key range between them, see watchAhead): a release wakes
+// the next waiter, and no other waiter sends a request. A semaphore waiter must notice any of
 // the keys ahead leaving, so it watches the claim's range for deletions and
 // counts them locally; the events fan out but no waiter sends a request until
 // it may be eligible.
