@@ -89,7 +89,10 @@ func acquireRun(opts *AcquireOptions) error {
 	if err != nil {
 		return opts.Acquire.conflict(err)
 	}
-	hold.RecordAcquired(opts.cmd.Context())
+	if err := hold.RecordAcquired(opts.cmd.Context()); err != nil {
+		_ = hold.Release() // the key is gone; do not leave its lease behind
+		return fmt.Errorf("acquire %s: %w", opts.Name, err)
+	}
 
 	// A closed stdout must not kill claimctl with SIGPIPE before it can
 	// revoke the lease: with SIGPIPE caught, the write returns EPIPE.

@@ -53,25 +53,37 @@ func (h *Hold) waited() {
 
 // RecordAcquired writes the acquisition time into the hold's key, if Acquire
 // had to wait for the claim (an uncontended hold's queued_at is its
-// acquisition time). It is best effort and off the handoff's critical path:
-// run calls it once the command has started, acquire before printing the
-// token. Besides telling status since when the claim is held, the write tells
-// the contender queued right behind that nobody is ahead of this hold any
-// more, so that this hold's release makes it first without a read (see
-// Client.watchAhead). The write is guarded by the key's create revision and
-// keeps the key's lease, so it can never touch a later holder's key.
-func (h *Hold) RecordAcquired(ctx context.Context) {
+// acquisition time). It is off the handoff's critical path: run calls it once
+// the command has started, acquire before printing the token. Besides telling
+// status since when the claim is held, the write tells the contender queued
+// right behind that nobody is ahead of this hold any more, so that this
+// hold's release makes it first without reading the queue (see
+// Client.watchAhead).
+//
+// The write is guarded by the key's create revision and lease, so it can
+// never touch a later holder's key. If the guard fails, the hold is gone
+// (its key removed meanwhile): RecordAcquired reports ErrNotHeld and, if the
+// hold is kept, marks it lost. An etcd error proves nothing either way and
+// is not reported: the record is informational.
+func (h *Hold) RecordAcquired(ctx context.Context) error {
 	if !h.unrecorded {
-		return
+		return nil
 	}
 	h.unrecorded = false
 	c := h.c
 	rctx, cancel := c.request(ctx)
 	defer cancel()
-	_, _ = c.etcd.Txn(rctx).
-		If(clientv3.Compare(clientv3.CreateRevision(h.Key), "=", h.Revision)).
+	resp, err := c.etcd.Txn(rctx).
+		If(clientv3.Compare(clientv3.CreateRevision(h.Key), "=", h.Revision),
+			clientv3.Compare(clientv3.LeaseValue(h.Key), "=", h.LeaseID())).
 		Then(clientv3.OpPut(h.Key, h.Holder.encode(), clientv3.WithIgnoreLease())).
 		Commit()
+	if err != nil || resp.Succeeded {
+		return nil
+	}
+	lost := fmt.Errorf("%w: the claim's key was removed right after it was acquired (released with --force, or its lease revoked)", ErrNotHeld)
+	h.markLost(lost)
+	return lost
 }
 
 // LeaseID returns the hold's lease ID.

@@ -17,21 +17,22 @@ import (
 //
 // A mutex waiter watches only the key just ahead of it and its own key (one
 // watch over the key range between them, see watchAhead): a release wakes
-// the next waiter, and no other waiter sends a request. A semaphore waiter must notice any of
-// the keys ahead leaving, so it watches the claim's range for deletions and
-// counts them locally; the events fan out but no waiter sends a request until
-// it may be eligible.
+// the next waiter, and no other waiter sends a request. A semaphore waiter
+// must notice any of the keys ahead leaving, so it watches the claim's range
+// for deletions and counts them locally; the events fan out but no waiter
+// sends a request until it may be eligible.
 //
-// A handoff costs the waiter no request when its watch proves it eligible
-// (see watchAhead): the keys older than its own form a set that can only
-// shrink, so once the waiter has seen every one of them deleted it is first,
-// as of the revision of that event. Its lease is proven alive by the
-// keeper's last acknowledged renewal (see keeper.expiry), which also proves
-// its key still there, and is recent enough to leave most of the TTL ahead.
-// When the watch proves nothing (a contender ahead gave up, a foreign
-// contender ahead, the watch broke, the lease's proof is old), the waiter
-// re-reads: its own key and the keys ahead in one transaction, then a
-// renewal, so that a waiter whose lease expired while it waited never reports
+// A handoff costs the waiter one request, a read of its own key, when its
+// watch proves it eligible (see watchAhead): the keys older than its own form
+// a set that can only shrink, so once the waiter has seen every one of them
+// deleted it is first, as of the revision of that event. The read proves its
+// key still there now (the event may have come late, and the key may have
+// been removed meanwhile); its lease is proven alive by the keeper's last
+// acknowledged renewal (see keeper.expiry), which must leave more than half
+// the TTL. When the watch proves nothing (a contender ahead gave up, a
+// foreign contender ahead, the watch broke, the lease's proof is old), the
+// waiter re-reads its own key and the keys ahead in one transaction, then
+// renews, so that a waiter whose lease expired while it waited never reports
 // success (etcd issue 19597).
 func (c *Client) wait(ctx context.Context, h *Hold, opts AcquireOptions) error {
 	op := "acquire " + opts.Name
@@ -49,13 +50,19 @@ func (c *Client) wait(ctx context.Context, h *Hold, opts AcquireOptions) error {
 		if err := h.lostInQueue(); err != nil {
 			return fmt.Errorf("%s: %w", op, err)
 		}
+		// A semaphore waiter needs the values of the keys ahead (their
+		// limits) to check, when its watch proves it eligible, that the
+		// holders it joins use its limit; a mutex waiter needs only keys.
+		olderOpts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithMaxCreateRev(h.Revision - 1),
+			clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend)}
+		if opts.Limit == 1 {
+			olderOpts = append(olderOpts, clientv3.WithKeysOnly())
+		}
 		rctx, cancel := c.request(ctx)
 		resp, err := c.etcd.Txn(rctx).
 			If(clientv3.Compare(clientv3.CreateRevision(h.Key), "=", h.Revision)).
 			Then(
-				clientv3.OpGet(claimPrefix, clientv3.WithPrefix(), clientv3.WithKeysOnly(),
-					clientv3.WithMaxCreateRev(h.Revision-1),
-					clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend)),
+				clientv3.OpGet(claimPrefix, olderOpts...),
 				clientv3.OpGet(claimPrefix, clientv3.WithPrefix(),
 					clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend),
 					clientv3.WithLimit(int64(opts.Limit)))).
@@ -88,6 +95,9 @@ func (c *Client) wait(ctx context.Context, h *Hold, opts AcquireOptions) error {
 				sleep(ctx, retry)
 				continue
 			}
+			if ctx.Err() != nil {
+				return c.waitError(ctx, op, ctx.Err(), true)
+			}
 			h.waited()
 			return nil
 		}
@@ -96,12 +106,44 @@ func (c *Client) wait(ctx context.Context, h *Hold, opts AcquireOptions) error {
 			opts.Progress(state)
 		}
 		last = state
-		if c.watchAhead(ctx, h, older, resp.Header.Revision, opts.Limit) &&
-			h.lostInQueue() == nil && boottime.Until(h.keeper.expiry()) > h.TTL/2 {
-			h.waited()
-			return nil
+		ahead, eligible := c.watchAhead(ctx, h, older, resp.Header.Revision, opts.Limit)
+		if !eligible || h.lostInQueue() != nil || boottime.Until(h.keeper.expiry()) <= h.TTL/2 {
+			continue
 		}
+		// The watch proved h first (or within the limit) at the revision of
+		// an event, which may have reached it late: a read of its own key
+		// proves it still queued now, and nothing older can have appeared
+		// since. Its key goes only with its lease or by a deliberate
+		// removal (release --force, an administrator), which the watch
+		// alone could report too late.
+		switch intact, err := c.ownKeyIntact(ctx, h); {
+		case err != nil:
+			continue // the loop re-reads, or reports why it cannot
+		case !intact:
+			h.keeper.markGone()
+			return fmt.Errorf("%s: %w", op, h.lostInQueue())
+		}
+		if err := checkLimit(opts.Name, opts.Limit, ahead, h.Revision); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return c.waitError(ctx, op, ctx.Err(), true)
+		}
+		h.waited()
+		return nil
 	}
+}
+
+// ownKeyIntact reads h's key: it is intact if it still has h's create
+// revision and lease.
+func (c *Client) ownKeyIntact(ctx context.Context, h *Hold) (bool, error) {
+	rctx, cancel := c.request(ctx)
+	defer cancel()
+	resp, err := c.etcd.Get(rctx, h.Key)
+	if err != nil {
+		return false, err
+	}
+	return len(resp.Kvs) == 1 && resp.Kvs[0].CreateRevision == h.Revision && resp.Kvs[0].Lease == h.Lease, nil
 }
 
 // lostInQueue says why a waiter cannot go on, or nil while it can: its lease
@@ -119,11 +161,14 @@ func (h *Hold) lostInQueue() error {
 // watchAhead returns when the queue ahead of h may have changed: a key it
 // depends on was deleted, its own key was deleted, the watch broke, the lease
 // was renewed late enough to need a check, or ctx ended. It reports whether
-// the events alone prove h eligible; otherwise the caller re-reads the queue,
-// so returning early is always safe.
+// the events alone prove h eligible, and then the holders still ahead of it
+// (none for a mutex waiter; fewer than limit for a semaphore waiter);
+// otherwise the caller re-reads the queue, so returning early is always
+// safe.
 //
-// older is every key older than h's as of revision rev. No key older than
-// h's can be created later, so deletions are all that can change the set:
+// older is every key older than h's as of revision rev (with values for a
+// semaphore waiter). No key older than h's can be created later, so
+// deletions are all that can change the set:
 //   - a semaphore waiter watches the claim's range and is eligible once
 //     fewer than limit of older remain;
 //   - a mutex waiter watches the key just ahead. It knows that key to be the
@@ -133,20 +178,20 @@ func (h *Hold) lostInQueue() error {
 //     Hold.RecordAcquired). That key's deletion then makes h first. A
 //     deletion of a key ahead that was still waiting proves nothing.
 //
-// One watch covers both the keys ahead and h's own key, so that its events
-// arrive in revision order: a deletion of h's own key (its lease revoked out
-// of band) is always seen before a later deletion ahead could be taken for
-// eligibility. For a mutex waiter that watch is the key range from the key
-// ahead to h's own (in either order): etcd numbers the leases one member
-// grants in increasing order, so it usually holds those two keys alone, and
-// any other key in it only costs an event that is skipped.
-func (c *Client) watchAhead(ctx context.Context, h *Hold, older []*mvccpb.KeyValue, rev int64, limit int) bool {
+// One watch covers both the keys ahead and h's own key, and every event of a
+// response is looked at before deciding, so a deletion of h's own key is
+// never missed behind a deletion ahead. For a mutex waiter that watch is the
+// key range from the key ahead to h's own (in either order): etcd numbers
+// the leases one member grants in increasing order, so it usually holds
+// those two keys alone, and any other key in it only costs an event that is
+// skipped.
+func (c *Client) watchAhead(ctx context.Context, h *Hold, older []*mvccpb.KeyValue, rev int64, limit int) (ahead []Entry, eligible bool) {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
 	from := clientv3.WithRev(rev + 1)
 	next := older[len(older)-1]
 	nextIsLast := len(older) == 1
-	pending := map[string]bool{}
+	pending := map[string]*mvccpb.KeyValue{}
 	var events clientv3.WatchChan
 	if limit == 1 {
 		lo, hi := string(next.Key), h.Key
@@ -156,7 +201,7 @@ func (c *Client) watchAhead(ctx context.Context, h *Hold, older []*mvccpb.KeyVal
 		events = c.etcd.Watch(wctx, lo, clientv3.WithRange(hi+"\x00"), from)
 	} else {
 		for _, kv := range older {
-			pending[string(kv.Key)] = true
+			pending[string(kv.Key)] = kv
 		}
 		events = c.etcd.Watch(wctx, c.keys.ClaimPrefix(h.Name), clientv3.WithPrefix(), from, clientv3.WithFilterPut())
 	}
@@ -180,28 +225,34 @@ func (c *Client) watchAhead(ctx context.Context, h *Hold, older []*mvccpb.KeyVal
 				switch {
 				case key == h.Key:
 					if deleted {
-						return false // the re-read reports why
+						return nil, false // the re-read reports why
 					}
 				case limit > 1:
 					if deleted {
 						delete(pending, key)
-						if len(pending) < limit {
-							return true
-						}
+						eligible = eligible || len(pending) < limit
 					}
 				case key == string(next.Key):
 					if deleted {
-						return nextIsLast
-					}
-					if ev.Kv.CreateRevision == next.CreateRevision && recordsAcquisition(ev.Kv.Value) {
+						if !nextIsLast {
+							return nil, false
+						}
+						eligible = true
+					} else if ev.Kv.CreateRevision == next.CreateRevision && recordsAcquisition(ev.Kv.Value) {
 						nextIsLast = true
 					}
 				}
 			}
-			continue
+			if !eligible {
+				continue
+			}
+			for _, kv := range pending {
+				ahead = append(ahead, c.entry(kv.Key, kv.CreateRevision, kv.Value))
+			}
+			return ahead, true
 		}
 		timer.Stop()
-		return false
+		return nil, false
 	}
 }
 

@@ -142,7 +142,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	recorded := make(chan struct{})
 	go func() {
 		defer close(recorded)
-		h.RecordAcquired(rctx)
+		_ = h.RecordAcquired(rctx) // a failure marks the hold lost
 	}()
 	defer func() {
 		stopRecording()
