@@ -15,9 +15,8 @@ import (
 // wait queues h until it is among the first Limit keys, keeping its lease
 // alive meanwhile.
 //
-// A mutex waiter watches only the key just ahead of it and its own key (one
-// watch over the key range between them, see watchAhead): a release wakes
-// the next waiter, and no other waiter sends a request. A semaphore waiter
+// A mutex waiter watches only the key just ahead of it: a release wakes the
+// next waiter alone. A semaphore waiter
 // must notice any of the keys ahead leaving, so it watches the claim's range
 // for deletions and counts them locally; the events fan out but no waiter
 // sends a request until it may be eligible.
@@ -178,13 +177,14 @@ func (h *Hold) lostInQueue() error {
 //     Hold.RecordAcquired). That key's deletion then makes h first. A
 //     deletion of a key ahead that was still waiting proves nothing.
 //
-// One watch covers both the keys ahead and h's own key, and every event of a
-// response is looked at before deciding, so a deletion of h's own key is
-// never missed behind a deletion ahead. For a mutex waiter that watch is the
-// key range from the key ahead to h's own (in either order): etcd numbers
-// the leases one member grants in increasing order, so it usually holds
-// those two keys alone, and any other key in it only costs an event that is
-// skipped.
+// The events prove h first as of their revision, which may reach h late;
+// the caller then reads h's own key to prove it still queued now. A mutex
+// waiter's watch is on the key ahead alone, so a release wakes one waiter
+// and sends it one event; a removal of h's own key while it waits is noticed
+// by that read, or sooner by the keeper (a revoked lease fails its next
+// renewal, which ends the watch here). A semaphore waiter's watch on the
+// claim's range sees its own key too, and every event of a response is
+// looked at before deciding.
 func (c *Client) watchAhead(ctx context.Context, h *Hold, older []*mvccpb.KeyValue, rev int64, limit int) (ahead []Entry, eligible bool) {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
@@ -194,11 +194,7 @@ func (c *Client) watchAhead(ctx context.Context, h *Hold, older []*mvccpb.KeyVal
 	pending := map[string]*mvccpb.KeyValue{}
 	var events clientv3.WatchChan
 	if limit == 1 {
-		lo, hi := string(next.Key), h.Key
-		if lo > hi {
-			lo, hi = hi, lo
-		}
-		events = c.etcd.Watch(wctx, lo, clientv3.WithRange(hi+"\x00"), from)
+		events = c.etcd.Watch(wctx, string(next.Key), from)
 	} else {
 		for _, kv := range older {
 			pending[string(kv.Key)] = kv
