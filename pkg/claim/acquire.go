@@ -81,6 +81,7 @@ func (c *Client) Acquire(ctx context.Context, opts AcquireOptions) (*Hold, error
 		keeper:    newKeeper(c.etcd.Lease, grant.ID, ttl, c.timeout, sent),
 	}
 	h.Holder = opts.Holder
+	h.Holder.AcquiredAt, h.Holder.ForcedBy = nil, ""
 	h.Holder.QueuedAt = time.Now().UTC().Truncate(time.Millisecond)
 	h.Holder.TTLSeconds = grant.TTL
 	h.Holder.Limit = opts.Limit

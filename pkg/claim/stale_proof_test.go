@@ -2,6 +2,7 @@ package claim_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,5 +118,39 @@ func TestWaiterWithALateWatchNeverHoldsARemovedKey(t *testing.T) {
 	}
 	if !errors.Is(rw.err, claim.ErrUnavailable) {
 		t.Fatalf("W: err = %v; want ErrUnavailable (lost its place in the queue)", rw.err)
+	}
+}
+
+// TestWaiterWhoseKeyIsDeletedFailsWhileTheClaimIsHeld: a mutex waiter whose
+// key is deleted out of band (its lease still alive) gives up its place at
+// once, saying so, instead of waiting for the holder ahead to leave.
+func TestWaiterWhoseKeyIsDeletedFailsWhileTheClaimIsHeld(t *testing.T) {
+	c := newCluster(t)
+	o := opts("deleted")
+	o.TTL = 60 * time.Second // nothing about the lease can end the wait during the test
+	held, err := c.claims(nil).Acquire(ctxT(t, 10*time.Second), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := acquireAsync(t, ctxT(t, 60*time.Second), c.claims(nil), o)
+	st, err := c.claims(nil).Status(ctxT(t, 5*time.Second), "deleted")
+	if err != nil || len(st.Waiters) != 1 {
+		t.Fatalf("status: %+v, %v; want one waiter", st, err)
+	}
+	time.Sleep(200 * time.Millisecond) // the waiter's watches are set up
+	if _, err := c.admin.Delete(ctxT(t, 5*time.Second), st.Waiters[0].Key); err != nil {
+		t.Fatal(err)
+	}
+	var r result
+	select {
+	case r = <-w:
+	case <-time.After(10 * time.Second): // the holder never releases
+		t.Fatal("the waiter whose key was deleted was still waiting 10s later")
+	}
+	if r.err == nil {
+		t.Fatalf("the waiter reports a hold (fencing token %d) while %s holds the claim", r.hold.Revision, held.Key)
+	}
+	if !errors.Is(r.err, claim.ErrUnavailable) || !strings.Contains(r.err.Error(), "lost the place in the queue") {
+		t.Fatalf("err = %v; want ErrUnavailable: lost the place in the queue", r.err)
 	}
 }

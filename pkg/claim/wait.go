@@ -15,8 +15,8 @@ import (
 // wait queues h until it is among the first Limit keys, keeping its lease
 // alive meanwhile.
 //
-// A mutex waiter watches only the key just ahead of it: a release wakes the
-// next waiter alone. A semaphore waiter
+// A mutex waiter watches only the key just ahead of it (and its own key, for
+// deletions): a release wakes the next waiter alone. A semaphore waiter
 // must notice any of the keys ahead leaving, so it watches the claim's range
 // for deletions and counts them locally; the events fan out but no waiter
 // sends a request until it may be eligible.
@@ -59,7 +59,8 @@ func (c *Client) wait(ctx context.Context, h *Hold, opts AcquireOptions) error {
 		}
 		rctx, cancel := c.request(ctx)
 		resp, err := c.etcd.Txn(rctx).
-			If(clientv3.Compare(clientv3.CreateRevision(h.Key), "=", h.Revision)).
+			If(clientv3.Compare(clientv3.CreateRevision(h.Key), "=", h.Revision),
+				clientv3.Compare(clientv3.LeaseValue(h.Key), "=", h.LeaseID())).
 			Then(
 				clientv3.OpGet(claimPrefix, olderOpts...),
 				clientv3.OpGet(claimPrefix, clientv3.WithPrefix(),
@@ -122,6 +123,12 @@ func (c *Client) wait(ctx context.Context, h *Hold, opts AcquireOptions) error {
 			h.keeper.markGone()
 			return fmt.Errorf("%s: %w", op, h.lostInQueue())
 		}
+		// The read shows the key, which outlives an expired lease until
+		// etcd revokes it: the lease itself is proven by the keeper, and
+		// the read may have taken long enough to wear that proof down.
+		if boottime.Until(h.keeper.expiry()) <= h.TTL/2 {
+			continue
+		}
 		if err := checkLimit(opts.Name, opts.Limit, ahead, h.Revision); err != nil {
 			return err
 		}
@@ -136,7 +143,8 @@ func (c *Client) wait(ctx context.Context, h *Hold, opts AcquireOptions) error {
 // ownKeyIntact reads h's key: it is intact if it still has h's create
 // revision and lease.
 func (c *Client) ownKeyIntact(ctx context.Context, h *Hold) (bool, error) {
-	rctx, cancel := c.request(ctx)
+	// An answer after the lease's proven expiry proves nothing.
+	rctx, cancel := context.WithTimeout(ctx, min(c.timeout, max(boottime.Until(h.keeper.expiry()), 0)))
 	defer cancel()
 	resp, err := c.etcd.Get(rctx, h.Key)
 	if err != nil {
@@ -149,7 +157,7 @@ func (c *Client) ownKeyIntact(ctx context.Context, h *Hold) (bool, error) {
 // is gone, or it could not be renewed in time to prove it alive.
 func (h *Hold) lostInQueue() error {
 	if h.keeper.isGone() {
-		return fmt.Errorf("%w: lost the place in the queue: the lease expired or was revoked while waiting", ErrUnavailable)
+		return fmt.Errorf("%w: lost the place in the queue: its key or its lease was removed while waiting (the lease expired or was revoked, or the key was deleted)", ErrUnavailable)
 	}
 	if !boottime.Now().Before(h.keeper.expiry()) {
 		return fmt.Errorf("%w: lost the place in the queue: the lease could not be renewed for %v while waiting", ErrUnavailable, h.TTL)
@@ -179,12 +187,11 @@ func (h *Hold) lostInQueue() error {
 //
 // The events prove h first as of their revision, which may reach h late;
 // the caller then reads h's own key to prove it still queued now. A mutex
-// waiter's watch is on the key ahead alone, so a release wakes one waiter
-// and sends it one event; a removal of h's own key while it waits is noticed
-// by that read, or sooner by the keeper (a revoked lease fails its next
-// renewal, which ends the watch here). A semaphore waiter's watch on the
-// claim's range sees its own key too, and every event of a response is
-// looked at before deciding.
+// waiter watches the key ahead, so a release wakes one waiter and sends it
+// one event, and its own key for deletions alone, so that a waiter whose key
+// is removed fails at once. A semaphore waiter's watch on the claim's range
+// sees its own key too, and every event of a response is looked at before
+// deciding.
 func (c *Client) watchAhead(ctx context.Context, h *Hold, older []*mvccpb.KeyValue, rev int64, limit int) (ahead []Entry, eligible bool) {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
@@ -192,9 +199,13 @@ func (c *Client) watchAhead(ctx context.Context, h *Hold, older []*mvccpb.KeyVal
 	next := older[len(older)-1]
 	nextIsLast := len(older) == 1
 	pending := map[string]*mvccpb.KeyValue{}
-	var events clientv3.WatchChan
+	var events, own clientv3.WatchChan
 	if limit == 1 {
 		events = c.etcd.Watch(wctx, string(next.Key), from)
+		// Only so that a waiter whose key is removed (its lease alive)
+		// fails at once instead of when the key ahead goes; it sends
+		// nothing during a handoff.
+		own = c.etcd.Watch(wctx, h.Key, from, clientv3.WithFilterPut())
 	} else {
 		for _, kv := range older {
 			pending[string(kv.Key)] = kv
@@ -210,6 +221,11 @@ func (c *Client) watchAhead(ctx context.Context, h *Hold, older []*mvccpb.KeyVal
 		case <-h.keeper.renewed:
 			timer.Stop()
 			continue
+		case wr, ok := <-own:
+			if ok && wr.Err() == nil && len(wr.Events) == 0 {
+				timer.Stop()
+				continue
+			}
 		case wr, ok := <-events:
 			if !ok || wr.Err() != nil {
 				break
