@@ -134,15 +134,42 @@ func signalContext(parent context.Context) (context.Context, context.CancelFunc)
 	ctx, cancel := context.WithCancelCause(parent)
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	go func() {
-		select {
-		case s := <-ch:
-			cancel(signalError{s.(syscall.Signal)})
-		case <-ctx.Done():
-		}
-	}()
+	interrupted := cancelOnSignal(ch, cancel)
 	return ctx, func() {
 		signal.Stop(ch)
+		interrupted()
 		cancel(context.Canceled)
+	}
+}
+
+// cancelOnSignal calls cancel, with a signalError as the cause, when a
+// signal other than SIGWINCH arrives on signals. The function it returns
+// stops watching and reports the signal that cancelled, if any; signals
+// that arrive after it are left on the channel for the caller.
+func cancelOnSignal(signals <-chan os.Signal, cancel context.CancelCauseFunc) func() error {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	var got error
+	go func() {
+		defer close(finished)
+		for {
+			select {
+			case s := <-signals:
+				sig, ok := s.(syscall.Signal)
+				if !ok || isWinch(sig) {
+					continue
+				}
+				got = signalError{sig}
+				cancel(got)
+				return
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() error {
+		close(done)
+		<-finished
+		return got
 	}
 }

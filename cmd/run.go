@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -126,7 +125,7 @@ func runRun(opts *RunOptions) error {
 	defer cancel(context.Canceled)
 	wctx, stopTimer := opts.Acquire.waitContext(ictx)
 	defer stopTimer()
-	interrupt := waitInterrupt(signals, cancel)
+	interrupted := cancelOnSignal(signals, cancel)
 	reporter := newWaitReporter(f, opts.Name)
 	hold, err := c.Acquire(wctx, claim.AcquireOptions{
 		Name:        opts.Name,
@@ -137,7 +136,7 @@ func runRun(opts *RunOptions) error {
 		Progress:    reporter.report,
 	})
 	reporter.finish()
-	sig := interrupt()
+	sig := interrupted()
 	if err != nil {
 		return opts.Acquire.conflict(err)
 	}
@@ -266,36 +265,5 @@ func refuseSuspend(f *Factory) func() {
 	return func() {
 		signal.Stop(ch)
 		close(done)
-	}
-}
-
-// waitInterrupt ends the wait (through cancel, with a signalError as the
-// cause) when one of signals arrives, SIGWINCH excepted. The function it
-// returns stops watching and reports the signal that ended the wait, if any.
-func waitInterrupt(signals <-chan os.Signal, cancel context.CancelCauseFunc) func() error {
-	done := make(chan struct{})
-	var got error
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		for {
-			select {
-			case s := <-signals:
-				sig, ok := s.(syscall.Signal)
-				if !ok || isWinch(sig) {
-					continue
-				}
-				got = signalError{sig}
-				cancel(got)
-				return
-			case <-done:
-				return
-			}
-		}
-	}()
-	return func() error {
-		close(done)
-		<-finished
-		return got
 	}
 }

@@ -16,10 +16,10 @@ import (
 // alive meanwhile.
 //
 // A mutex waiter watches only the key just ahead of it: a release wakes the
-// next waiter alone. A semaphore waiter
-// must notice any of the keys ahead leaving, so it watches the claim's range
-// for deletions and counts them locally; the events fan out but no waiter
-// sends a request until it may be eligible.
+// next waiter alone. A semaphore waiter must notice any of the keys ahead
+// leaving, so it watches the claim's range for deletions and counts them
+// locally; the events fan out but no waiter sends a request until it may be
+// eligible.
 //
 // A handoff costs the waiter one request, a read of its own key, when its
 // watch proves it eligible (see watchAhead): the keys older than its own form
@@ -107,37 +107,49 @@ func (c *Client) wait(ctx context.Context, h *Hold, opts AcquireOptions) error {
 		}
 		last = state
 		ahead, eligible := c.watchAhead(ctx, h, older, resp.Header.Revision, opts.Limit)
-		if !eligible || h.lostInQueue() != nil || boottime.Until(h.keeper.expiry()) <= h.TTL/2 {
+		if !eligible {
 			continue
 		}
-		// The watch proved h first (or within the limit) at the revision of
-		// an event, which may have reached it late: a read of its own key
-		// proves it still queued now, and nothing older can have appeared
-		// since. Its key goes only with its lease or by a deliberate
-		// removal (release --force, an administrator), which the watch
-		// alone could report too late.
-		switch intact, err := c.ownKeyIntact(ctx, h); {
-		case err != nil:
-			continue // the loop re-reads, or reports why it cannot
-		case !intact:
-			h.keeper.markGone()
-			return fmt.Errorf("%s: %w", op, h.lostInQueue())
-		}
-		// The read shows the key, which outlives an expired lease until
-		// etcd revokes it: the lease itself is proven by the keeper, and
-		// the read may have taken long enough to wear that proof down.
-		if boottime.Until(h.keeper.expiry()) <= h.TTL/2 {
-			continue
-		}
-		if err := checkLimit(opts.Name, opts.Limit, ahead, h.Revision); err != nil {
+		if held, err := c.confirmTurn(ctx, h, ahead, opts); held || err != nil {
 			return err
 		}
-		if ctx.Err() != nil {
-			return c.waitError(ctx, op, ctx.Err(), true)
-		}
-		h.waited()
-		return nil
 	}
+}
+
+// confirmTurn finishes a wait that the watch proved eligible at the revision
+// of an event, which may have reached h late: a read of its own key proves
+// it still queued now (nothing older can have appeared since), and its lease
+// must be proven alive for more than half the TTL, before and after that
+// read, which the key's presence alone does not prove (the key outlives an
+// expired lease until etcd revokes it). A semaphore waiter also checks the
+// limits of the holders still ahead (ahead). It reports false when the wait
+// must re-read the queue instead, and an error when it must end.
+func (c *Client) confirmTurn(ctx context.Context, h *Hold, ahead []Entry, opts AcquireOptions) (bool, error) {
+	op := "acquire " + opts.Name
+	wellProven := func() bool {
+		return h.lostInQueue() == nil && boottime.Until(h.keeper.expiry()) > h.TTL/2
+	}
+	if !wellProven() {
+		return false, nil
+	}
+	switch intact, err := c.ownKeyIntact(ctx, h); {
+	case err != nil:
+		return false, nil // the re-read retries, or reports why it cannot
+	case !intact:
+		h.keeper.markGone()
+		return false, fmt.Errorf("%s: %w", op, h.lostInQueue())
+	}
+	if !wellProven() {
+		return false, nil
+	}
+	if err := checkLimit(opts.Name, opts.Limit, ahead, h.Revision); err != nil {
+		return false, err
+	}
+	if ctx.Err() != nil {
+		return false, c.waitError(ctx, op, ctx.Err(), true)
+	}
+	h.waited()
+	return true, nil
 }
 
 // ownKeyIntact reads h's key: it is intact if it still has h's create
@@ -166,51 +178,31 @@ func (h *Hold) lostInQueue() error {
 }
 
 // watchAhead returns when the queue ahead of h may have changed: a key it
-// depends on was deleted, its own key was deleted, the watch broke, the lease
-// was renewed late enough to need a check, or ctx ended. It reports whether
-// the events alone prove h eligible, and then the holders still ahead of it
-// (none for a mutex waiter; fewer than limit for a semaphore waiter);
+// depends on was deleted, the watch broke, the lease was renewed late enough
+// to need a check, or ctx ended. It reports whether the events alone prove h
+// eligible (see ahead.observe), and then the holders still ahead of it;
 // otherwise the caller re-reads the queue, so returning early is always
 // safe.
 //
-// older is every key older than h's as of revision rev (with values for a
-// semaphore waiter). No key older than h's can be created later, so
-// deletions are all that can change the set:
-//   - a semaphore waiter watches the claim's range and is eligible once
-//     fewer than limit of older remain;
-//   - a mutex waiter watches the key just ahead. It knows that key to be the
-//     last one older than its own when it was the only one in older, or once
-//     the key's holder records its acquisition (a put with acquired_at, which
-//     a holder writes only after proving itself first; see
-//     Hold.RecordAcquired). That key's deletion then makes h first. A
-//     deletion of a key ahead that was still waiting proves nothing.
-//
-// The events prove h first as of their revision, which may reach h late;
-// the caller then reads h's own key to prove it still queued now. A mutex
-// waiter watches the key ahead alone, so a release wakes one waiter and
-// sends it one event. A removal of its own key while it waits is noticed by
-// the keeper if its lease goes (the next renewal fails, within TTL/10), and
-// otherwise (the key deleted by hand, the lease alive) only by the read when
-// the key ahead goes: such a waiter never holds, but keeps its lease until
-// then. Watching its own key too would cost every waiter two more watch
-// messages (about a quarter more etcd requests per handoff under contention,
-// measured) for the sake of a key deleted behind claimctl's back. A
-// semaphore waiter's watch on the claim's range sees its own key too, and
-// every event of a response is looked at before deciding.
-func (c *Client) watchAhead(ctx context.Context, h *Hold, older []*mvccpb.KeyValue, rev int64, limit int) (ahead []Entry, eligible bool) {
+// A mutex waiter watches the key just ahead alone, so a release wakes one
+// waiter and sends it one event. A removal of its own key while it waits is
+// noticed by the keeper if its lease goes (the next renewal fails, within
+// TTL/10), and otherwise (the key deleted by hand, the lease alive) only by
+// confirmTurn's read when the key ahead goes: such a waiter never holds, but
+// keeps its lease until then. Watching its own key too would cost every
+// waiter two more watch messages (about a quarter more etcd requests per
+// handoff under contention, measured) for the sake of a key deleted behind
+// claimctl's back. A semaphore waiter watches the claim's range for
+// deletions, its own key included.
+func (c *Client) watchAhead(ctx context.Context, h *Hold, older []*mvccpb.KeyValue, rev int64, limit int) ([]Entry, bool) {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
+	a := newAhead(h.Key, older, limit)
 	from := clientv3.WithRev(rev + 1)
-	next := older[len(older)-1]
-	nextIsLast := len(older) == 1
-	pending := map[string]*mvccpb.KeyValue{}
 	var events clientv3.WatchChan
 	if limit == 1 {
-		events = c.etcd.Watch(wctx, string(next.Key), from)
+		events = c.etcd.Watch(wctx, string(a.next.Key), from)
 	} else {
-		for _, kv := range older {
-			pending[string(kv.Key)] = kv
-		}
 		events = c.etcd.Watch(wctx, c.keys.ClaimPrefix(h.Name), clientv3.WithPrefix(), from, clientv3.WithFilterPut())
 	}
 	for {
@@ -227,41 +219,89 @@ func (c *Client) watchAhead(ctx context.Context, h *Hold, older []*mvccpb.KeyVal
 				break
 			}
 			timer.Stop()
-			for _, ev := range wr.Events {
-				key := string(ev.Kv.Key)
-				deleted := ev.Type == clientv3.EventTypeDelete
-				switch {
-				case key == h.Key:
-					if deleted {
-						return nil, false // the re-read reports why
-					}
-				case limit > 1:
-					if deleted {
-						delete(pending, key)
-						eligible = eligible || len(pending) < limit
-					}
-				case key == string(next.Key):
-					if deleted {
-						if !nextIsLast {
-							return nil, false
-						}
-						eligible = true
-					} else if ev.Kv.CreateRevision == next.CreateRevision && recordsAcquisition(ev.Kv.Value) {
-						nextIsLast = true
-					}
-				}
+			switch decided, eligible := a.observe(wr.Events); {
+			case eligible:
+				return a.holders(c), true
+			case decided:
+				return nil, false
 			}
-			if !eligible {
-				continue
-			}
-			for _, kv := range pending {
-				ahead = append(ahead, c.entry(kv.Key, kv.CreateRevision, kv.Value))
-			}
-			return ahead, true
+			continue
 		}
 		timer.Stop()
 		return nil, false
 	}
+}
+
+// ahead is what a waiter knows of the keys older than its own. That set was
+// read exactly at one revision, and it can only shrink: no key older than
+// the waiter's can be created later.
+type ahead struct {
+	own   string
+	limit int
+	// A mutex waiter tracks the key just ahead (next); it knows next to be
+	// the last key ahead when it was the only one at the read, or once
+	// next's holder records its acquisition (a put with acquired_at, which
+	// a holder writes only after proving itself first; see
+	// Hold.RecordAcquired).
+	next       *mvccpb.KeyValue
+	nextIsLast bool
+	// A semaphore waiter tracks every key ahead not yet seen deleted.
+	pending map[string]*mvccpb.KeyValue
+}
+
+func newAhead(own string, older []*mvccpb.KeyValue, limit int) *ahead {
+	a := &ahead{own: own, limit: limit, next: older[len(older)-1], nextIsLast: len(older) == 1}
+	if limit > 1 {
+		a.pending = map[string]*mvccpb.KeyValue{}
+		for _, kv := range older {
+			a.pending[string(kv.Key)] = kv
+		}
+	}
+	return a
+}
+
+// observe applies one watch response, all of its events in order. eligible
+// says they prove the waiter's turn as of their revision: a semaphore waiter
+// with fewer than limit keys left ahead, a mutex waiter whose key ahead, known
+// to be the last, was deleted. decided says the waiter must re-read the queue
+// instead: its own key was deleted, or a mutex waiter's key ahead went while
+// others may remain ahead of it.
+func (a *ahead) observe(events []*clientv3.Event) (decided, eligible bool) {
+	for _, ev := range events {
+		key := string(ev.Kv.Key)
+		deleted := ev.Type == clientv3.EventTypeDelete
+		switch {
+		case key == a.own:
+			if deleted {
+				return true, false
+			}
+		case a.limit > 1:
+			if deleted {
+				delete(a.pending, key)
+				eligible = eligible || len(a.pending) < a.limit
+			}
+		case key == string(a.next.Key):
+			if deleted {
+				if !a.nextIsLast {
+					return true, false
+				}
+				eligible = true
+			} else if ev.Kv.CreateRevision == a.next.CreateRevision && recordsAcquisition(ev.Kv.Value) {
+				a.nextIsLast = true
+			}
+		}
+	}
+	return eligible, eligible
+}
+
+// holders are the keys still ahead once the waiter is eligible: none for a
+// mutex waiter, fewer than limit for a semaphore waiter.
+func (a *ahead) holders(c *Client) []Entry {
+	var out []Entry
+	for _, kv := range a.pending {
+		out = append(out, c.entry(kv.Key, kv.CreateRevision, kv.Value))
+	}
+	return out
 }
 
 // recordsAcquisition reports whether a key's value is a mutex holder's

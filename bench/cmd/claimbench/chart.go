@@ -169,13 +169,10 @@ func (r *Results) throughputPlot() *plot.Plot {
 		}
 	}
 	if n := r.Net; n != nil {
-		for _, c := range n.Contention {
-			if c.Tool == "claimctl" {
-				cats = append(cats, fmt.Sprintf("%d processes, %.0f ms RTT", c.Procs, n.RTTms))
-			}
-		}
-		for _, c := range n.Contention {
-			values[c.Tool] = append(values[c.Tool], c.PerSecond)
+		if c, d := n.byTool(); c != nil && d != nil {
+			cats = append(cats, fmt.Sprintf("%d processes, %.0f ms RTT", c.Procs, n.RTTms))
+			values["claimctl"] = append(values["claimctl"], c.PerSecond)
+			values["etcdctl"] = append(values["etcdctl"], d.PerSecond)
 		}
 	}
 	bars(p, cats, values, []string{"claimctl", "etcdctl"})
@@ -203,13 +200,10 @@ func (r *Results) gapPlot() *plot.Plot {
 		values["etcdctl"] = append(values["etcdctl"], d.Gap.Median, d.Gap.P90)
 	}
 	if n := r.Net; n != nil {
-		for _, c := range n.Contention {
-			if c.Tool == "claimctl" {
-				cats = append(cats, fmt.Sprintf("%.0f ms RTT: median", n.RTTms))
-			}
-		}
-		for _, c := range n.Contention {
-			values[c.Tool] = append(values[c.Tool], c.Gap.Median)
+		if c, d := n.byTool(); c != nil && d != nil {
+			cats = append(cats, fmt.Sprintf("%.0f ms RTT: median", n.RTTms))
+			values["claimctl"] = append(values["claimctl"], c.Gap.Median)
+			values["etcdctl"] = append(values["etcdctl"], d.Gap.Median)
 		}
 	}
 	if len(cats) == 0 {

@@ -24,6 +24,19 @@ type NetLatency struct {
 	Contention  []*Contention       `json:"contention"`
 }
 
+// byTool returns the contention results of claimctl and of etcdctl.
+func (n *NetLatency) byTool() (claimctl, etcdctl *Contention) {
+	for _, c := range n.Contention {
+		switch c.Tool {
+		case "claimctl":
+			claimctl = c
+		case "etcdctl":
+			etcdctl = c
+		}
+	}
+	return claimctl, etcdctl
+}
+
 // latency routes both tools through a slowlink.Link that delays each
 // direction by netRTT/2. On loopback a round trip costs tens of microseconds and process
 // start-up dominates every figure; with a network in between, the number of

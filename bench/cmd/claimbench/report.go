@@ -85,11 +85,7 @@ func (r *Results) targets() []target {
 			x := stats.Ratio(u.WallSum.Median, e.WallSum.Median)
 			out = append(out, target{"uncontended latency (median)" + at, "<= 0.7x", x <= 0.7, fmt.Sprintf("%.2fx", x)})
 		}
-		by := map[string]*Contention{}
-		for _, c := range n.Contention {
-			by[c.Tool] = c
-		}
-		if c, d := by["claimctl"], by["etcdctl"]; c != nil && d != nil {
+		if c, d := n.byTool(); c != nil && d != nil {
 			x := pairedRatio(c.RoundRates, d.RoundRates)
 			out = append(out, target{fmt.Sprintf("sections/s, %d processes%s", c.Procs, at), ">= 2x", x >= 2,
 				fmt.Sprintf("%.2fx (median of %d round pairs; pooled %.2fx)", x, len(c.RoundRates), stats.Ratio(c.PerSecond, d.PerSecond))})
@@ -156,6 +152,14 @@ func (r *Results) markdown() string {
 	row := func(name string, a, b float64, unit string) {
 		p("| %s | %s | %s | %s |\n", name, num(a, unit), num(b, unit), ratio(a, b))
 	}
+	// phaseRows adds the median of each phase of the handoff gap.
+	phaseRows := func(label string, c, d map[string]stats.Summary) {
+		for _, ph := range []string{phaseRelease, phaseStart} {
+			if cp, dp := c[ph], d[ph]; cp.N > 0 && dp.N > 0 {
+				row(fmt.Sprintf("%s %s, median", label, ph), cp.Median, dp.Median, "ms")
+			}
+		}
+	}
 	if u, e := r.Uncontended["claimctl"], r.Uncontended["etcdctl"]; u != nil && e != nil {
 		row(fmt.Sprintf("uncontended `run`/`lock` + `true`, median (n=%d each)", len(u.Wall)), u.WallSum.Median, e.WallSum.Median, "ms")
 		row("uncontended, p90", u.WallSum.P90, e.WallSum.P90, "ms")
@@ -181,20 +185,7 @@ func (r *Results) markdown() string {
 		row(fmt.Sprintf("%d processes: handoff gap median", n), c.Gap.Median, d.Gap.Median, "ms")
 		row(fmt.Sprintf("%d processes: handoff gap p90", n), c.Gap.P90, d.Gap.P90, "ms")
 		p("| %d processes: handoff gap median, round by round | %s | %s | %.2fx median of round pairs |\n", n, list(c.RoundGapMedians), list(d.RoundGapMedians), pairedRatio(c.RoundGapMedians, d.RoundGapMedians))
-		for _, ph := range []string{phaseRelease, phaseStart} {
-			cp, dp := c.Phases[ph], d.Phases[ph]
-			if cp.N == 0 && dp.N == 0 {
-				continue
-			}
-			cm, dm := cp.Median, dp.Median
-			if cp.N == 0 {
-				cm = math.NaN()
-			}
-			if dp.N == 0 {
-				dm = math.NaN()
-			}
-			row(fmt.Sprintf("%d processes: gap phase %s, median", n, ph), cm, dm, "ms")
-		}
+		phaseRows(fmt.Sprintf("%d processes: gap phase", n), c.Phases, d.Phases)
 		row(fmt.Sprintf("%d processes: etcd requests per section", n), c.PerSecReq, d.PerSecReq, "")
 		row(fmt.Sprintf("%d processes: CPU per section, tool processes (with their children)", n), c.ToolCPUPerSection, d.ToolCPUPerSection, "ms")
 		row(fmt.Sprintf("%d processes: CPU per section, server", n), c.ServerCPUPerSection, d.ServerCPUPerSection, "ms")
@@ -203,20 +194,7 @@ func (r *Results) markdown() string {
 	if c, d := r.Handoff["claimctl"], r.Handoff["etcdctl"]; c != nil && d != nil && len(c.Gaps) > 0 && len(d.Gaps) > 0 {
 		row(fmt.Sprintf("isolated handoff (2 processes, nothing else running, n=%d): gap median", len(c.Gaps)), c.Gap.Median, d.Gap.Median, "ms")
 		row("isolated handoff: gap p90", c.Gap.P90, d.Gap.P90, "ms")
-		for _, ph := range []string{phaseRelease, phaseStart} {
-			cp, dp := c.Phases[ph], d.Phases[ph]
-			if cp.N == 0 && dp.N == 0 {
-				continue
-			}
-			cm, dm := cp.Median, dp.Median
-			if cp.N == 0 {
-				cm = math.NaN()
-			}
-			if dp.N == 0 {
-				dm = math.NaN()
-			}
-			row(fmt.Sprintf("isolated handoff: phase %s, median", ph), cm, dm, "ms")
-		}
+		phaseRows("isolated handoff: phase", c.Phases, d.Phases)
 	}
 	if n := r.Net; n != nil {
 		at := fmt.Sprintf("at %.0f ms RTT", n.RTTms)
@@ -226,17 +204,9 @@ func (r *Results) markdown() string {
 		}
 		if c, d := n.Handoff["claimctl"], n.Handoff["etcdctl"]; c != nil && d != nil && len(c.Gaps) > 0 && len(d.Gaps) > 0 {
 			row(fmt.Sprintf("%s: isolated handoff gap median (n=%d)", at, len(c.Gaps)), c.Gap.Median, d.Gap.Median, "ms")
-			for _, ph := range []string{phaseRelease, phaseStart} {
-				if cp, dp := c.Phases[ph], d.Phases[ph]; cp.N > 0 && dp.N > 0 {
-					row(fmt.Sprintf("%s: isolated handoff phase %s, median", at, ph), cp.Median, dp.Median, "ms")
-				}
-			}
+			phaseRows(at+": isolated handoff phase", c.Phases, d.Phases)
 		}
-		by := map[string]*Contention{}
-		for _, c := range n.Contention {
-			by[c.Tool] = c
-		}
-		if c, d := by["claimctl"], by["etcdctl"]; c != nil && d != nil {
+		if c, d := n.byTool(); c != nil && d != nil {
 			row(fmt.Sprintf("%s: %d processes x %d runs x %d rounds: sections/s (pooled)", at, c.Procs, c.Runs, c.Rounds), c.PerSecond, d.PerSecond, "/s")
 			row(fmt.Sprintf("%s: %d processes: handoff gap median", at, c.Procs), c.Gap.Median, d.Gap.Median, "ms")
 			row(fmt.Sprintf("%s: %d processes: handoff gap p90", at, c.Procs), c.Gap.P90, d.Gap.P90, "ms")
