@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/signal"
@@ -71,6 +72,9 @@ func acquireRun(opts *AcquireOptions) error {
 		return err
 	}
 	defer closeEtcd()
+	if err := refuseAncestor(opts.cmd.Context(), f, c, opts.Name, &opts.Acquire); err != nil {
+		return err
+	}
 
 	ctx, stop := signalContext(opts.cmd.Context())
 	defer stop()
@@ -111,6 +115,21 @@ func acquireRun(opts *AcquireOptions) error {
 	return nil
 }
 
+// refuseAncestor fails at once, with the busy code, when a run this process
+// runs under holds claim name: acquiring it would queue behind its own
+// ancestor. It costs a read only when the environment names such a hold.
+func refuseAncestor(ctx context.Context, f *Factory, c *claim.Client, name string, flags *acquireFlags) error {
+	holds, err := f.inheritedHolds()
+	if err != nil || !enclosesName(holds, c.Keyspace().Prefix(), name) {
+		return err
+	}
+	a, _, err := f.findAncestorHold(ctx, c, name)
+	if err != nil || a == nil {
+		return err
+	}
+	return flags.conflict(ancestorBusyError(name, a, "use the enclosing hold: its token is in $CLAIMCTL_TOKEN, and a nested 'claimctl run "+name+"' joins it"))
+}
+
 // holdJSON is the -o json form of a hold (docs: README "JSON output").
 type holdJSON struct {
 	Name         string    `json:"name"`
@@ -148,11 +167,17 @@ func printHold(f *Factory, output string, h *claim.Hold) error {
 // the environment of run's child. None of them is a configuration variable,
 // so a claimctl started inside run is not reconfigured by them.
 func holdEnv(h *claim.Hold) [][2]string {
+	return tokenEnv(h.Token())
+}
+
+// tokenEnv is holdEnv for the hold a token names: what a run that joins an
+// enclosing hold gives its command.
+func tokenEnv(t claim.Token) [][2]string {
 	return [][2]string{
-		{"CLAIMCTL_NAME", h.Name},
-		{"CLAIMCTL_TOKEN", h.Token().String()},
-		{"CLAIMCTL_FENCING_TOKEN", fmt.Sprint(h.Revision)},
-		{"CLAIMCTL_LEASE_ID", fmt.Sprintf("%x", h.Lease)},
-		{"CLAIMCTL_KEY", h.Key},
+		{"CLAIMCTL_NAME", t.Name},
+		{"CLAIMCTL_TOKEN", t.String()},
+		{"CLAIMCTL_FENCING_TOKEN", fmt.Sprint(t.Revision)},
+		{"CLAIMCTL_LEASE_ID", fmt.Sprintf("%x", t.Lease)},
+		{"CLAIMCTL_KEY", t.Key()},
 	}
 }

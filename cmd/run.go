@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/claimctl/claimctl/pkg/claim"
 	"github.com/claimctl/claimctl/pkg/runner"
@@ -26,6 +28,7 @@ type RunOptions struct {
 	Grace      time.Duration
 	MaxRuntime time.Duration
 	MinHold    time.Duration
+	NewHold    bool
 	Acquire    acquireFlags
 }
 
@@ -33,7 +36,7 @@ type RunOptions struct {
 func NewCmdRun(f *Factory, runF func(*RunOptions) error) *cobra.Command {
 	opts := &RunOptions{f: f}
 	cmd := &cobra.Command{
-		Use:   "run NAME [flags] -- CMD [ARGS...]",
+		Use:   runUsage,
 		Short: "Hold a claim for exactly the lifetime of a command",
 		Long: `Take claim NAME (waiting in line like acquire), run CMD while keeping the claim
 alive, and release the claim once CMD and everything in its process group
@@ -55,26 +58,25 @@ wait instead (exit 128+n) and CMD is not started.`,
   claimctl run -n -E 0 --min-hold 1m nightly -- /usr/local/bin/report
   claimctl run --shell backup -- 'pg_dump db | gzip > /backup/db.gz'`,
 		Args:              cobra.ArbitraryArgs,
-		ValidArgsFunction: completeClaimNames(f),
+		ValidArgsFunction: completeRunArgs(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.cmd = cmd
-			if len(args) == 0 {
-				return &flagError{fmt.Errorf("run takes NAME and a command: claimctl run NAME -- CMD [ARGS...]")}
+			name, command, err := splitRunArgs(cmd, args)
+			if errors.Is(err, pflag.ErrHelp) {
+				return cmd.Help()
 			}
-			opts.Name, opts.Command = args[0], args[1:]
-			if len(opts.Command) > 0 && opts.Command[0] == "--" {
-				opts.Command = opts.Command[1:]
+			if err != nil {
+				return err
 			}
-			if len(opts.Command) == 0 {
-				return &flagError{fmt.Errorf("run needs a command after NAME: claimctl run %s -- CMD [ARGS...]", opts.Name)}
-			}
+			opts.Name, opts.Command = name, command
 			if runF != nil {
 				return runF(opts)
 			}
 			return runRun(opts)
 		},
 	}
-	// Everything after NAME belongs to the command, flags included.
+	// Cobra parses the flags before NAME only; splitRunArgs parses those
+	// after it, up to the command.
 	cmd.Flags().SetInterspersed(false)
 	opts.Acquire.register(cmd)
 	fl := cmd.Flags()
@@ -83,6 +85,7 @@ wait instead (exit 128+n) and CMD is not started.`,
 	fl.DurationVar(&opts.Grace, "grace", 5*time.Second, "time between SIGTERM and SIGKILL when stopping the command (capped so the deadline holds)")
 	fl.DurationVar(&opts.MaxRuntime, "max-runtime", 0, "stop the command if it runs longer (exit 124)")
 	fl.DurationVar(&opts.MinHold, "min-hold", 0, "keep the claim at least this long after the command started")
+	fl.BoolVar(&opts.NewHold, "new-hold", false, "take a hold of its own even inside a run that holds NAME (a second semaphore slot; on a mutex: busy at once)")
 	return cmd
 }
 
@@ -98,6 +101,80 @@ func runRun(opts *RunOptions) error {
 	if err := opts.validate(cfg.TTL); err != nil {
 		return err
 	}
+	holds, err := f.inheritedHolds()
+	if err != nil {
+		return err
+	}
+	if enclosesName(holds, cfg.Prefix, opts.Name) {
+		// Rare, so off the hot path: connect first, then prepare.
+		return runInside(opts, cfg)
+	}
+	return runFresh(opts, cfg, nil)
+}
+
+// enclosesName reports whether holds has an entry for claim name under
+// prefix.
+func enclosesName(holds []enclosingHold, prefix, name string) bool {
+	for _, h := range holds {
+		if h.Token.Prefix == prefix && h.Token.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// runInside runs the command under an inherited hold of the same claim, if
+// this process is inside the run that keeps it and one read proves the hold
+// live: the command then replaces this process, in the enclosing command's
+// process group, which the enclosing run stops when its claim can no longer
+// be proven held. No lease, no slot, no release: the hold is the enclosing
+// run's. With --new-hold, or when this process has left the enclosing run
+// (setsid), it takes a hold of its own instead.
+func runInside(opts *RunOptions, cfg *Config) error {
+	f := opts.f
+	spec := opts.childSpec(f)
+	path, err := supervise.Resolve(spec)
+	if err != nil {
+		return err
+	}
+	c, closeEtcd, err := f.Claims(opts.cmd)
+	if err != nil {
+		return err
+	}
+	defer closeEtcd()
+	a, gone, err := f.findAncestorHold(opts.cmd.Context(), c, opts.Name)
+	switch {
+	case err != nil:
+		return err
+	case gone:
+		return withCode(ExitNotHeld, fmt.Errorf("run %s: %w: the enclosing run's hold has ended (its claim was lost, and that run is stopping its command); the command was not started", opts.Name, claim.ErrNotHeld))
+	case a == nil:
+		return runFresh(opts, cfg, c)
+	}
+	limit := a.proof.Limit()
+	if opts.cmd.Flags().Changed("limit") && opts.Acquire.Limit != limit {
+		return fmt.Errorf("%w: claim %s is held by the enclosing run with --limit %d, but this run uses --limit %d; all clients of a claim must use the same limit",
+			claim.ErrLimitMismatch, opts.Name, limit, opts.Acquire.Limit)
+	}
+	if opts.NewHold {
+		if limit == 1 {
+			return opts.Acquire.conflict(ancestorBusyError(opts.Name, a, "drop --new-hold to run under the enclosing hold"))
+		}
+		opts.Acquire.Limit = limit
+		return runFresh(opts, cfg, c)
+	}
+	if opts.MaxRuntime > 0 {
+		return usageError("run %s: --max-runtime cannot apply here: the enclosing run (pid %d) holds %s, and this run joins its hold by starting the command in its place, with nothing left to time it; put --max-runtime on the enclosing run, or use timeout(1)", opts.Name, a.Supervisor.PID, opts.Name)
+	}
+	closeEtcd()
+	spec.Env = replaceEnv(os.Environ(), tokenEnv(a.Token))
+	return supervise.ExecInPlace(spec, path)
+}
+
+// runFresh takes a hold of its own and runs the command under it. c is an
+// etcd connection made already, or nil.
+func runFresh(opts *RunOptions, cfg *Config, c *claim.Client) error {
+	f := opts.f
 	// Find the command and start its guardian before connecting: a command
 	// that cannot run fails here (126/127, or run unsupported on this
 	// system) without touching etcd, and the fork and exec of the guardian
@@ -107,11 +184,14 @@ func runRun(opts *RunOptions) error {
 		return err
 	}
 	defer child.Close()
-	c, closeEtcd, err := f.Claims(opts.cmd)
-	if err != nil {
-		return err
+	if c == nil {
+		var closeEtcd func()
+		c, closeEtcd, err = f.Claims(opts.cmd)
+		if err != nil {
+			return err
+		}
+		defer closeEtcd()
 	}
-	defer closeEtcd()
 
 	// The forwarded signals are caught from the start, once: while waiting
 	// they end the wait (exit 128+n), and from the hold on they go to the
@@ -156,7 +236,7 @@ func runRun(opts *RunOptions) error {
 	res, err := runner.Run(opts.cmd.Context(), runner.Config{
 		Hold:       hold,
 		Child:      child,
-		Env:        childEnv(hold),
+		Env:        childEnv(f, hold),
 		Margin:     margin,
 		Grace:      opts.Grace,
 		MaxRuntime: opts.MaxRuntime,
@@ -220,23 +300,35 @@ func (opts *RunOptions) childSpec(f *Factory) supervise.Spec {
 
 // childEnv is the command's environment: ours, with the hold's variables
 // set after the inherited ones, replacing any inherited values, so that a
-// nested run sees its own.
-func childEnv(h *claim.Hold) []string {
+// nested run sees its own, and the hold added to the enclosing holds
+// (holdsVar).
+func childEnv(f *Factory, h *claim.Hold) []string {
 	vars := holdEnv(h)
+	holds, _ := f.inheritedHolds() // parsed once already: it is well-formed
+	if self, err := supervise.Self(); err == nil {
+		holds = append(holds, enclosingHold{Token: h.Token(), Supervisor: self})
+	}
+	vars = append(vars, [2]string{holdsVar, formatHolds(holds)})
+	return replaceEnv(os.Environ(), vars)
+}
+
+// replaceEnv returns env with vars set after the inherited values,
+// replacing any of the same name.
+func replaceEnv(env []string, vars [][2]string) []string {
 	set := map[string]bool{}
 	for _, kv := range vars {
 		set[kv[0]] = true
 	}
-	var env []string
-	for _, e := range os.Environ() {
+	var out []string
+	for _, e := range env {
 		if name, _, _ := strings.Cut(e, "="); !set[name] {
-			env = append(env, e)
+			out = append(out, e)
 		}
 	}
 	for _, kv := range vars {
-		env = append(env, kv[0]+"="+kv[1])
+		out = append(out, kv[0]+"="+kv[1])
 	}
-	return env
+	return out
 }
 
 // refuseSuspend catches the terminal's stop signals (Ctrl-Z) for as long as
