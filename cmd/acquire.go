@@ -81,6 +81,7 @@ func acquireRun(opts *AcquireOptions) error {
 		Name:        opts.Name,
 		TTL:         cfg.TTL,
 		Limit:       opts.Acquire.Limit,
+		Slots:       opts.Acquire.Slots,
 		NonBlocking: opts.Acquire.NonBlock,
 		Holder:      opts.Acquire.holder(),
 		Progress:    reporter.report,
@@ -120,6 +121,8 @@ type holdJSON struct {
 	Key          string    `json:"key"`
 	TTLSeconds   int64     `json:"ttl_seconds"`
 	Limit        int       `json:"limit"`
+	Slot         int       `json:"slot"`
+	SlotName     string    `json:"slot_name,omitempty"`
 	Owner        string    `json:"owner"`
 	AcquiredAt   time.Time `json:"acquired_at"`
 }
@@ -134,7 +137,7 @@ func printHold(f *Factory, output string, h *claim.Hold) error {
 		return writeJSON(f.IO.Out, holdJSON{
 			Name: h.Name, Token: h.Token().String(), FencingToken: h.Revision,
 			LeaseID: fmt.Sprintf("%x", h.Lease), Key: h.Key, TTLSeconds: int64(h.TTL / time.Second),
-			Limit: h.Limit, Owner: h.Holder.Owner, AcquiredAt: acquired,
+			Limit: h.Limit, Slot: h.Slot, SlotName: h.SlotName, Owner: h.Holder.Owner, AcquiredAt: acquired,
 		})
 	case "env":
 		return writeEnv(f.IO.Out, holdEnv(h))
@@ -144,7 +147,8 @@ func printHold(f *Factory, output string, h *claim.Hold) error {
 	}
 }
 
-// holdEnv is the set of variables describing a hold, shared by -o env and
+// holdEnv is the set of variables describing a hold (CLAIMCTL_SLOT: the
+// slot's name for named slots, else its number, 0 for a mutex), shared by -o env and
 // the environment of run's child. None of them is a configuration variable,
 // so a claimctl started inside run is not reconfigured by them.
 func holdEnv(h *claim.Hold) [][2]string {
@@ -154,5 +158,15 @@ func holdEnv(h *claim.Hold) [][2]string {
 		{"CLAIMCTL_FENCING_TOKEN", fmt.Sprint(h.Revision)},
 		{"CLAIMCTL_LEASE_ID", fmt.Sprintf("%x", h.Lease)},
 		{"CLAIMCTL_KEY", h.Key},
+		{"CLAIMCTL_SLOT", slotString(h.Slot, h.SlotName)},
 	}
+}
+
+// slotString is a slot as users see it: its name for named slots, else its
+// number.
+func slotString(slot int, name string) string {
+	if name != "" {
+		return name
+	}
+	return fmt.Sprint(slot)
 }

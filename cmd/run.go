@@ -131,6 +131,7 @@ func runRun(opts *RunOptions) error {
 		Name:        opts.Name,
 		TTL:         cfg.TTL,
 		Limit:       opts.Acquire.Limit,
+		Slots:       opts.Acquire.Slots,
 		NonBlocking: opts.Acquire.NonBlock,
 		Holder:      opts.Acquire.holder(),
 		Progress:    reporter.report,
