@@ -90,13 +90,13 @@ func now() int64 {
 
 // record is what a recorder wrote.
 type record struct {
-	starts     map[string]int64 // label -> start time
-	pids       map[string]int   // label -> pid
-	fences     map[string]int64 // label -> fencing token
+	starts     map[string]int64  // label -> start time
+	pids       map[string]int    // label -> pid
+	fences     map[string]int64  // label -> fencing token
 	slots      map[string]string // label -> slot
-	acks       map[string]int64 // label -> fencing token the store accepted
-	grandkids  map[string]int   // label -> grandchild pid
-	lastAlive  map[string]int64 // label -> last alive time
+	acks       map[string]int64  // label -> fencing token the store accepted
+	grandkids  map[string]int    // label -> grandchild pid
+	lastAlive  map[string]int64  // label -> last alive time
 	ends       map[string]int64
 	overlaps   []string
 	errorsSeen []string
