@@ -85,6 +85,7 @@ func acquireRun(opts *AcquireOptions) error {
 		Name:        opts.Name,
 		TTL:         cfg.TTL,
 		Limit:       opts.Acquire.Limit,
+		Slots:       opts.Acquire.Slots,
 		NonBlocking: opts.Acquire.NonBlock,
 		Holder:      opts.Acquire.holder(),
 		Progress:    reporter.report,
@@ -139,6 +140,8 @@ type holdJSON struct {
 	Key          string    `json:"key"`
 	TTLSeconds   int64     `json:"ttl_seconds"`
 	Limit        int       `json:"limit"`
+	Slot         int       `json:"slot"`
+	SlotName     string    `json:"slot_name,omitempty"`
 	Owner        string    `json:"owner"`
 	AcquiredAt   time.Time `json:"acquired_at"`
 }
@@ -153,7 +156,7 @@ func printHold(f *Factory, output string, h *claim.Hold) error {
 		return writeJSON(f.IO.Out, holdJSON{
 			Name: h.Name, Token: h.Token().String(), FencingToken: h.Revision,
 			LeaseID: fmt.Sprintf("%x", h.Lease), Key: h.Key, TTLSeconds: int64(h.TTL / time.Second),
-			Limit: h.Limit, Owner: h.Holder.Owner, AcquiredAt: acquired,
+			Limit: h.Limit, Slot: h.Slot, SlotName: h.SlotName, Owner: h.Holder.Owner, AcquiredAt: acquired,
 		})
 	case "env":
 		return writeEnv(f.IO.Out, holdEnv(h))
@@ -163,21 +166,32 @@ func printHold(f *Factory, output string, h *claim.Hold) error {
 	}
 }
 
-// holdEnv is the set of variables describing a hold, shared by -o env and
+// holdEnv is the set of variables describing a hold (CLAIMCTL_SLOT: the
+// slot's name for named slots, else its number, 0 for a mutex), shared by -o env and
 // the environment of run's child. None of them is a configuration variable,
 // so a claimctl started inside run is not reconfigured by them.
 func holdEnv(h *claim.Hold) [][2]string {
-	return tokenEnv(h.Token())
+	return tokenEnv(h.Token(), slotString(h.Slot, h.SlotName))
 }
 
 // tokenEnv is holdEnv for the hold a token names: what a run that joins an
 // enclosing hold gives its command.
-func tokenEnv(t claim.Token) [][2]string {
+func tokenEnv(t claim.Token, slot string) [][2]string {
 	return [][2]string{
 		{"CLAIMCTL_NAME", t.Name},
 		{"CLAIMCTL_TOKEN", t.String()},
 		{"CLAIMCTL_FENCING_TOKEN", fmt.Sprint(t.Revision)},
 		{"CLAIMCTL_LEASE_ID", fmt.Sprintf("%x", t.Lease)},
 		{"CLAIMCTL_KEY", t.Key()},
+		{"CLAIMCTL_SLOT", slot},
 	}
+}
+
+// slotString is a slot as users see it: its name for named slots, else its
+// number.
+func slotString(slot int, name string) string {
+	if name != "" {
+		return name
+	}
+	return fmt.Sprint(slot)
 }

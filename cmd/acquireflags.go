@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,6 +18,8 @@ import (
 // util-linux flock (-n, -w, -E) so that users' habits carry over.
 type acquireFlags struct {
 	Limit        int
+	SlotsFlag    string
+	Slots        []string
 	NonBlock     bool
 	Timeout      time.Duration
 	ConflictExit int
@@ -30,6 +33,7 @@ func (a *acquireFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.Duration("ttl", 60*time.Second, "lease TTL: how long the claim outlives a crashed holder (whole seconds)")
 	fl.IntVar(&a.Limit, "limit", 1, "holders allowed at once: 1 is a mutex, N a semaphore; all clients of a claim must agree")
+	fl.StringVar(&a.SlotsFlag, "slots", "", "named slots, comma-separated (db-1,db-2,...): the limit is their number; CLAIMCTL_SLOT is the holder's slot's name")
 	fl.BoolVarP(&a.NonBlock, "nonblock", "n", false, "fail at once (exit 75) if the claim is busy")
 	fl.DurationVarP(&a.Timeout, "timeout", "w", 0, "give up waiting after this long (exit 75); default: wait indefinitely")
 	fl.IntVarP(&a.ConflictExit, "conflict-exit-code", "E", ExitBusy, "exit code when busy or timed out; -n -E 0 skips quietly")
@@ -48,6 +52,19 @@ func (a *acquireFlags) validate(cmd *cobra.Command, name string, ttl time.Durati
 	}
 	if err := claim.ValidateLimit(a.Limit); err != nil {
 		return err
+	}
+	if cmd.Flags().Changed("slots") {
+		a.Slots = strings.Split(a.SlotsFlag, ",")
+		if a.SlotsFlag == "" {
+			a.Slots = []string{}
+		}
+		if err := claim.ValidateSlots(a.Slots); err != nil {
+			return err
+		}
+		if cmd.Flags().Changed("limit") && a.Limit != len(a.Slots) {
+			return usageError("--slots names %d slot%s but --limit is %d: --slots sets the limit; drop --limit", len(a.Slots), plural(len(a.Slots)), a.Limit)
+		}
+		a.Limit = len(a.Slots)
 	}
 	if cmd.Flags().Changed("timeout") && a.Timeout <= 0 {
 		return usageError("invalid --timeout %v: it must be positive; omit -w to wait indefinitely", a.Timeout)

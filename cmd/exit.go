@@ -79,7 +79,8 @@ func exitCode(err error) int {
 		return st.Code
 	case errors.Is(err, claim.ErrInvalidName), errors.Is(err, claim.ErrInvalidPrefix),
 		errors.Is(err, claim.ErrInvalidTTL), errors.Is(err, claim.ErrInvalidLimit),
-		errors.Is(err, claim.ErrLimitMismatch):
+		errors.Is(err, claim.ErrLimitMismatch), errors.Is(err, claim.ErrInvalidSlots),
+		errors.Is(err, claim.ErrSlotsMismatch):
 		return ExitUsage
 	case errors.Is(err, claim.ErrMalformedToken):
 		return ExitBadToken

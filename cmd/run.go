@@ -167,7 +167,7 @@ func runInside(opts *RunOptions, cfg *Config) error {
 		return usageError("run %s: --max-runtime cannot apply here: the enclosing run (pid %d) holds %s, and this run joins its hold by starting the command in its place, with nothing left to time it; put --max-runtime on the enclosing run, or use timeout(1)", opts.Name, a.Supervisor.PID, opts.Name)
 	}
 	closeEtcd()
-	spec.Env = replaceEnv(os.Environ(), tokenEnv(a.Token))
+	spec.Env = replaceEnv(os.Environ(), tokenEnv(a.Token, slotString(a.proof.Slot, a.proof.SlotName)))
 	return supervise.ExecInPlace(spec, path)
 }
 
@@ -211,6 +211,7 @@ func runFresh(opts *RunOptions, cfg *Config, c *claim.Client) error {
 		Name:        opts.Name,
 		TTL:         cfg.TTL,
 		Limit:       opts.Acquire.Limit,
+		Slots:       opts.Acquire.Slots,
 		NonBlocking: opts.Acquire.NonBlock,
 		Holder:      opts.Acquire.holder(),
 		Progress:    reporter.report,

@@ -49,6 +49,8 @@ type entryJSON struct {
 	FencingToken     int64      `json:"fencing_token"`
 	LeaseID          string     `json:"lease_id"`
 	Key              string     `json:"key"`
+	Slot             *int       `json:"slot,omitempty"`
+	SlotName         string     `json:"slot_name,omitempty"`
 	QueuedAt         *time.Time `json:"queued_at,omitempty"`
 	AcquiredAt       *time.Time `json:"acquired_at,omitempty"`
 	TTLSeconds       int64      `json:"ttl_seconds,omitempty"`
@@ -56,7 +58,11 @@ type entryJSON struct {
 }
 
 func newEntryJSON(e claim.Entry, remaining time.Duration) entryJSON {
-	j := entryJSON{Owner: e.OwnerString(), FencingToken: e.CreateRevision, LeaseID: fmt.Sprintf("%x", e.Lease), Key: e.Key}
+	j := entryJSON{Owner: e.OwnerString(), FencingToken: e.CreateRevision, LeaseID: fmt.Sprintf("%x", e.Lease), Key: e.Key, SlotName: e.SlotName}
+	if e.Slot >= 0 {
+		slot := e.Slot
+		j.Slot = &slot
+	}
 	if h := e.Holder; h != nil {
 		j.Owner, j.Host, j.PID, j.Note, j.TTLSeconds = h.Owner, h.Host, h.PID, h.Note, h.TTLSeconds
 		if !h.QueuedAt.IsZero() {
@@ -119,18 +125,27 @@ func printStatus(w io.Writer, st claim.Status, now time.Time) error {
 	}
 	fmt.Fprintf(w, "%s (%s): %d holder%s, %d waiting\n", st.Name, kind, len(st.Holders), plural(len(st.Holders)), len(st.Waiters))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "\tOWNER\tFENCING TOKEN\tLEASE\tSINCE\tEXPIRES IN\tNOTE")
+	fmt.Fprintln(tw, "\tOWNER\tSLOT\tFENCING TOKEN\tLEASE\tSINCE\tEXPIRES IN\tNOTE")
 	for _, h := range st.Holders {
 		expires := "?"
 		if h.Remaining >= 0 {
 			expires = h.Remaining.String()
 		}
-		fmt.Fprintf(tw, "holder\t%s\t%d\t%x\t%s\t%s\t%s\n", owner(h.Entry), h.CreateRevision, h.Lease, since(h.Entry, now), expires, note(h.Entry))
+		fmt.Fprintf(tw, "holder\t%s\t%s\t%d\t%x\t%s\t%s\t%s\n", owner(h.Entry), slot(h.Entry), h.CreateRevision, h.Lease, since(h.Entry, now), expires, note(h.Entry))
 	}
 	for i, e := range st.Waiters {
-		fmt.Fprintf(tw, "waiting #%d\t%s\t-\t%x\t%s\t-\t%s\n", i+1, owner(e), e.Lease, since(e, now), note(e))
+		fmt.Fprintf(tw, "waiting #%d\t%s\t-\t-\t%x\t%s\t-\t%s\n", i+1, owner(e), e.Lease, since(e, now), note(e))
 	}
 	return tw.Flush()
+}
+
+// slot is a holder's slot for text output: its name or number, "-" when
+// it has not taken one yet.
+func slot(e claim.Entry) string {
+	if e.Slot < 0 {
+		return "-"
+	}
+	return slotString(e.Slot, e.SlotName)
 }
 
 func owner(e claim.Entry) string {

@@ -24,6 +24,8 @@ type jsonEntry struct {
 	FencingToken     int64      `json:"fencing_token"`
 	LeaseID          string     `json:"lease_id"`
 	Key              string     `json:"key"`
+	Slot             *int       `json:"slot"`
+	SlotName         string     `json:"slot_name"`
 	QueuedAt         *time.Time `json:"queued_at"`
 	AcquiredAt       *time.Time `json:"acquired_at"`
 	TTLSeconds       int64      `json:"ttl_seconds"`
@@ -66,6 +68,8 @@ func TestJSONOutputMatchesTheDocumentedSchema(t *testing.T) {
 		Key          string    `json:"key"`
 		TTLSeconds   int64     `json:"ttl_seconds"`
 		Limit        int       `json:"limit"`
+		Slot         int       `json:"slot"`
+		SlotName     string    `json:"slot_name"`
 		Owner        string    `json:"owner"`
 		AcquiredAt   time.Time `json:"acquired_at"`
 	}
@@ -102,6 +106,9 @@ func TestJSONOutputMatchesTheDocumentedSchema(t *testing.T) {
 	}
 	h := status.Holders[0]
 	h.check(t, "status holder")
+	if h.Slot == nil || *h.Slot != 0 || status.Waiters[0].Slot != nil {
+		t.Fatalf("status: holder slot %v, waiter slot %v; want 0 and none", h.Slot, status.Waiters[0].Slot)
+	}
 	if h.FencingToken != acq.FencingToken || h.Note != "n1" || h.RemainingSeconds == nil || *h.RemainingSeconds > 30 || h.TTLSeconds != 30 || h.PID <= 0 {
 		t.Fatalf("status holder = %+v", h)
 	}

@@ -20,7 +20,7 @@ import (
 // E2E_LOG, one write(2) per line, with times on CLOCK_BOOTTIME (one clock
 // for every process on the machine):
 //
-//	start LABEL PID T FENCE  FENCE is $CLAIMCTL_FENCING_TOKEN
+//	start LABEL PID T FENCE SLOT  FENCE is $CLAIMCTL_FENCING_TOKEN, SLOT $CLAIMCTL_SLOT
 //	alive LABEL T            every 10ms while it runs
 //	ack LABEL FENCE          the fenced store (E2E_STORE) accepted its write
 //	rejected LABEL FENCE     the fenced store refused it (a newer token was seen)
@@ -58,7 +58,7 @@ func recorderMain() {
 		logf("grandchild %s %d", label, gc.Process.Pid)
 	}
 	fence, _ := strconv.ParseInt(os.Getenv("CLAIMCTL_FENCING_TOKEN"), 10, 64)
-	logf("start %s %d %d %d", label, os.Getpid(), now(), fence)
+	logf("start %s %d %d %d %s", label, os.Getpid(), now(), fence, os.Getenv("CLAIMCTL_SLOT"))
 	if store := os.Getenv("E2E_STORE"); store != "" {
 		if ok, err := fencedWrite(store, label, fence); err != nil {
 			logf("error %s %v", label, err)
@@ -90,19 +90,20 @@ func now() int64 {
 
 // record is what a recorder wrote.
 type record struct {
-	starts     map[string]int64 // label -> start time
-	pids       map[string]int   // label -> pid
-	fences     map[string]int64 // label -> fencing token
-	acks       map[string]int64 // label -> fencing token the store accepted
-	grandkids  map[string]int   // label -> grandchild pid
-	lastAlive  map[string]int64 // label -> last alive time
+	starts     map[string]int64  // label -> start time
+	pids       map[string]int    // label -> pid
+	fences     map[string]int64  // label -> fencing token
+	slots      map[string]string // label -> slot
+	acks       map[string]int64  // label -> fencing token the store accepted
+	grandkids  map[string]int    // label -> grandchild pid
+	lastAlive  map[string]int64  // label -> last alive time
 	ends       map[string]int64
 	overlaps   []string
 	errorsSeen []string
 }
 
 func readRecord(path string) (record, error) {
-	r := record{starts: map[string]int64{}, pids: map[string]int{}, fences: map[string]int64{}, grandkids: map[string]int{},
+	r := record{starts: map[string]int64{}, pids: map[string]int{}, fences: map[string]int64{}, slots: map[string]string{}, grandkids: map[string]int{},
 		lastAlive: map[string]int64{}, ends: map[string]int64{}, acks: map[string]int64{}}
 	b, err := os.ReadFile(path)
 	if err != nil && !os.IsNotExist(err) {
@@ -123,6 +124,9 @@ func readRecord(path string) (record, error) {
 		switch f[0] {
 		case "start":
 			r.pids[f[1]], r.starts[f[1]], r.fences[f[1]] = int(num(2)), num(3), num(4)
+			if len(f) > 5 {
+				r.slots[f[1]] = f[5]
+			}
 		case "ack":
 			r.acks[f[1]] = num(2)
 		case "alive":

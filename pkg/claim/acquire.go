@@ -3,6 +3,8 @@ package claim
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -17,6 +19,10 @@ type AcquireOptions struct {
 	TTL time.Duration
 	// Limit is the number of holders allowed at once: 1 is a mutex.
 	Limit int
+	// Slots, if set, names the claim's slots in order (Limit must be their
+	// number): the hold's SlotName is Slots[Slot]. All clients of a claim
+	// must use the same names, like the same Limit.
+	Slots []string
 	// NonBlocking makes Acquire fail with ErrBusy instead of waiting.
 	NonBlocking bool
 	// Holder is the metadata stored with the key; QueuedAt, AcquiredAt,
@@ -60,6 +66,14 @@ func (c *Client) Acquire(ctx context.Context, opts AcquireOptions) (*Hold, error
 	if err := ValidateLimit(opts.Limit); err != nil {
 		return nil, err
 	}
+	if opts.Slots != nil {
+		if err := ValidateSlots(opts.Slots); err != nil {
+			return nil, err
+		}
+		if len(opts.Slots) != opts.Limit {
+			return nil, fmt.Errorf("%w: %d slot names for a limit of %d; the limit must be the number of slots", ErrInvalidSlots, len(opts.Slots), opts.Limit)
+		}
+	}
 	op := "acquire " + opts.Name
 
 	sent := boottime.Now()
@@ -85,6 +99,7 @@ func (c *Client) Acquire(ctx context.Context, opts AcquireOptions) (*Hold, error
 	h.Holder.QueuedAt = time.Now().UTC().Truncate(time.Millisecond)
 	h.Holder.TTLSeconds = grant.TTL
 	h.Holder.Limit = opts.Limit
+	h.Holder.Slots = opts.Slots
 
 	if err := c.acquire(ctx, h, opts); err != nil {
 		if rerr := c.revoke(grant.ID); rerr != nil {
@@ -114,11 +129,16 @@ func (c *Client) acquire(ctx context.Context, h *Hold, opts AcquireOptions) erro
 		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend), clientv3.WithLimit(int64(opts.Limit)))
 
 	// One transaction creates our key and reads the first Limit keys: if ours
-	// is among them we hold the claim, at two round trips from start.
+	// is among them we hold the claim, at two round trips from start. A
+	// semaphore's also reads the slot keys, to take a slot with one more.
+	ops := []clientv3.Op{clientv3.OpPut(h.Key, h.Holder.encode(), clientv3.WithLease(clientv3.LeaseID(h.Lease))), heads}
+	if opts.Limit > 1 {
+		ops = append(ops, c.readSlots(opts.Name))
+	}
 	rctx, cancel := c.request(ctx)
 	resp, err := c.etcd.Txn(rctx).
 		If(clientv3.Compare(clientv3.CreateRevision(h.Key), "=", 0)).
-		Then(clientv3.OpPut(h.Key, h.Holder.encode(), clientv3.WithLease(clientv3.LeaseID(h.Lease))), heads).
+		Then(ops...).
 		Commit()
 	cancel()
 	if err != nil {
@@ -129,16 +149,24 @@ func (c *Client) acquire(ctx context.Context, h *Hold, opts AcquireOptions) erro
 	}
 	h.Revision = resp.Header.Revision
 	front := c.entries(resp.Responses[1].GetResponseRange().Kvs)
-	if err := checkLimit(opts.Name, opts.Limit, front, h.Revision); err != nil {
+	if err := checkLimit(opts, front, h.Revision); err != nil {
 		return err
 	}
 	if containsRevision(front, h.Revision) {
-		return nil
+		var slots *slotView
+		if opts.Limit > 1 {
+			slots = c.slotView(opts.Name, resp.Responses[2].GetResponseRange().Kvs, resp.Header.Revision)
+		}
+		return c.takeSlot(ctx, h, opts, slots)
 	}
 	if opts.NonBlocking {
 		return &BusyError{Name: opts.Name, Holders: front, Limit: opts.Limit}
 	}
-	return c.wait(ctx, h, opts)
+	slots, err := c.wait(ctx, h, opts)
+	if err != nil {
+		return err
+	}
+	return c.takeSlot(ctx, h, opts, slots)
 }
 
 func containsRevision(entries []Entry, rev int64) bool {
@@ -158,19 +186,35 @@ func (c *Client) entries(kvs []*mvccKV) []Entry {
 	return out
 }
 
-// checkLimit refuses to join a claim whose holders use another limit: mixing
-// limits would admit more holders than some of them allow.
-func checkLimit(name string, limit int, front []Entry, own int64) error {
+// checkLimit refuses to join a claim whose holders use another limit, or
+// other slot names: mixing limits would admit more holders than some of them
+// allow, and mixing names (or their order) would give two holders one name.
+// Foreign contenders (etcdctl lock) are mutex users without slot names.
+func checkLimit(opts AcquireOptions, front []Entry, own int64) error {
 	for _, e := range front {
 		if e.CreateRevision == own {
 			continue
 		}
-		if l := e.limit(); l != limit {
+		l, named := e.limit(), e.slots()
+		switch {
+		case len(opts.Slots) == 0 && len(named) == 0 && l != opts.Limit:
 			return fmt.Errorf("%w: claim %s is held with --limit %d by %s, but this request uses --limit %d; all clients of a claim must use the same limit",
-				ErrLimitMismatch, name, l, e.OwnerString(), limit)
+				ErrLimitMismatch, opts.Name, l, e.OwnerString(), opts.Limit)
+		case e.Holder == nil && l == opts.Limit:
+		case l != opts.Limit || !slices.Equal(named, opts.Slots):
+			return fmt.Errorf("%w: claim %s is held with %s by %s, but this request uses %s; all clients of a claim must use the same --slots, in the same order",
+				ErrSlotsMismatch, opts.Name, slotsFlag(l, named), e.OwnerString(), slotsFlag(opts.Limit, opts.Slots))
 		}
 	}
 	return nil
+}
+
+// slotsFlag describes a contender's slots as the flag that gives them.
+func slotsFlag(limit int, names []string) string {
+	if len(names) == 0 {
+		return fmt.Sprintf("--limit %d (numbered slots)", limit)
+	}
+	return "--slots " + strings.Join(names, ",")
 }
 
 // BusyError is returned by a non-blocking Acquire when the claim is held. It

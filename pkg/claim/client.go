@@ -138,5 +138,5 @@ func (c *Client) revoke(lease clientv3.LeaseID) error {
 // entries parses the keys of one claim's range.
 func (c *Client) entry(key []byte, create int64, value []byte) Entry {
 	name, lease, _ := c.keys.Parse(string(key))
-	return Entry{Key: string(key), Name: name, Lease: lease, CreateRevision: create, Holder: decodeHolder(value)}
+	return Entry{Key: string(key), Name: name, Lease: lease, CreateRevision: create, Holder: decodeHolder(value), Slot: -1}
 }

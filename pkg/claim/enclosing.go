@@ -3,6 +3,8 @@ package claim
 import (
 	"context"
 	"fmt"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // Enclosing is what one read proved about a hold named by a token that this
@@ -19,6 +21,10 @@ type Enclosing struct {
 	// Holder is the key's metadata when Held (nil for a key without
 	// claimctl metadata).
 	Holder *Holder
+	// Slot is the hold's slot (0 for a mutex), and SlotName its name for
+	// named slots.
+	Slot     int
+	SlotName string
 	// Revision is the etcd revision of the read.
 	Revision int64
 }
@@ -40,19 +46,30 @@ func (e Enclosing) Limit() int {
 // expire at all, and a joining process is inside that command.)
 func (c *Client) ProveEnclosing(ctx context.Context, t Token) (Enclosing, error) {
 	rctx, cancel := c.request(ctx)
-	resp, err := c.etcd.Get(rctx, t.Key())
+	tresp, err := c.etcd.Txn(rctx).Then(
+		clientv3.OpGet(t.Key()),
+		clientv3.OpGet(c.keys.SlotPrefix(t.Name), clientv3.WithPrefix())).Commit()
 	cancel()
 	if err != nil {
 		return Enclosing{}, c.etcdError(fmt.Sprintf("check the enclosing hold of %s", t.Name), err)
 	}
-	e := Enclosing{Token: t, Revision: resp.Header.Revision}
-	if resp.Header.ClusterId != 0 && resp.Header.ClusterId != t.ClusterID {
+	resp := tresp.Responses[0].GetResponseRange()
+	e := Enclosing{Token: t, Revision: tresp.Header.Revision}
+	if tresp.Header.ClusterId != 0 && tresp.Header.ClusterId != t.ClusterID {
 		e.OtherCluster = true
 		return e, nil
 	}
 	if len(resp.Kvs) == 1 && resp.Kvs[0].CreateRevision == t.Revision && resp.Kvs[0].Lease == t.Lease {
 		e.Held = true
 		e.Holder = decodeHolder(resp.Kvs[0].Value)
+		for _, kv := range tresp.Responses[1].GetResponseRange().Kvs {
+			if _, i, ok := c.keys.ParseSlot(string(kv.Key)); ok && kv.Lease == t.Lease {
+				e.Slot = i
+			}
+		}
+		if e.Holder != nil && e.Slot < len(e.Holder.Slots) {
+			e.SlotName = e.Holder.Slots[e.Slot]
+		}
 	}
 	return e, nil
 }

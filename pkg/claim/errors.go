@@ -16,6 +16,10 @@ var (
 	ErrInvalidLimit = errors.New("invalid limit")
 	// ErrLimitMismatch: other contenders use another --limit for the claim.
 	ErrLimitMismatch = errors.New("limit mismatch")
+	// ErrInvalidSlots: the slot names are not acceptable (usage error).
+	ErrInvalidSlots = errors.New("invalid slots")
+	// ErrSlotsMismatch: other contenders use other --slots for the claim.
+	ErrSlotsMismatch = errors.New("slots mismatch")
 	// ErrMalformedToken: the token cannot be parsed.
 	ErrMalformedToken = errors.New("malformed token")
 	// ErrBusy: the claim is held and the caller asked not to wait.

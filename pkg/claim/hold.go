@@ -23,6 +23,11 @@ type Hold struct {
 	Limit     int
 	ClusterID uint64
 	Holder    Holder
+	// Slot is the hold's slot, from 0 to Limit-1, which no other current
+	// holder of the claim has; SlotName is its name when the claim has named
+	// slots (AcquireOptions.Slots). A mutex's slot is 0.
+	Slot     int
+	SlotName string
 
 	keeper *keeper
 

@@ -16,6 +16,9 @@ type Holder struct {
 	AcquiredAt *time.Time `json:"acquired_at,omitempty"`
 	TTLSeconds int64      `json:"ttl_seconds"`
 	Limit      int        `json:"limit"`
+	// Slots are the names of the claim's slots (--slots), in order: slot i
+	// is called Slots[i]. Empty for numbered slots.
+	Slots []string `json:"slots,omitempty"`
 	// ForcedBy is set just before an administrator removes the hold with
 	// release --force, so the holder can say who took its claim away.
 	ForcedBy string `json:"forced_by,omitempty"`
@@ -51,6 +54,11 @@ type Entry struct {
 	Lease          int64 // 0 when the key's last segment is not a lease ID
 	CreateRevision int64 // the fencing token if this entry holds the claim
 	Holder         *Holder
+	// Slot is a holder's slot, from 0 to the limit - 1, or -1 for a waiter
+	// and for a holder whose slot is not known (it has not taken one yet).
+	// SlotName is its name when the claim has named slots.
+	Slot     int
+	SlotName string
 }
 
 // limit is the slot limit this contender uses; foreign contenders (etcdctl
@@ -60,6 +68,23 @@ func (e Entry) limit() int {
 		return 1
 	}
 	return e.Holder.Limit
+}
+
+// slots are the slot names this contender uses (nil for numbered slots and
+// for foreign contenders).
+func (e Entry) slots() []string {
+	if e.Holder == nil {
+		return nil
+	}
+	return e.Holder.Slots
+}
+
+// setSlot records a holder's slot index and, for named slots, its name.
+func (e *Entry) setSlot(index int) {
+	e.Slot = index
+	if s := e.slots(); index >= 0 && index < len(s) {
+		e.SlotName = s[index]
+	}
 }
 
 // OwnerString describes who the entry belongs to, for messages.

@@ -149,6 +149,51 @@ func (ks Keyspace) Key(name string, lease int64) string {
 	return ks.ClaimPrefix(name) + strconv.FormatInt(lease, 16)
 }
 
+// SlotPrefix returns the key range prefix of claim name's slot keys,
+// <prefix><escaped name>%slot/, under which each semaphore holder keeps the
+// key <SlotPrefix><index> attached to its own lease (see SlotKey).
+//
+// The layout is collision-free. An escaped name has a '%' only as the start
+// of "%25" or "%2F", so "<escaped>%slot" is the escaped form of no name:
+// Parse rejects slot keys (nothing that counts contenders sees them), and no
+// claim's ClaimPrefix, which ends in "<escaped>/", is a prefix of any slot
+// key or contained in a slot range. Escaped names have no '/', so the slot
+// ranges of two claims never overlap either ("a%slot/" does not contain the
+// slot keys of "a/b", which are under "a%2Fb%slot/").
+func (ks Keyspace) SlotPrefix(name string) string {
+	return ks.prefix + EscapeName(name) + slotMark
+}
+
+// slotMark separates a claim's escaped name from its slot range.
+const slotMark = "%slot/"
+
+// SlotKey returns the key of slot index (decimal) of claim name.
+func (ks Keyspace) SlotKey(name string, index int) string {
+	return ks.SlotPrefix(name) + strconv.Itoa(index)
+}
+
+// ParseSlot splits a slot key into its claim name and slot index. ok is
+// false for any other key, and for indexes not in canonical decimal form.
+func (ks Keyspace) ParseSlot(key string) (name string, index int, ok bool) {
+	rest, found := strings.CutPrefix(key, ks.prefix)
+	if !found {
+		return "", 0, false
+	}
+	escaped, num, found := strings.Cut(rest, slotMark)
+	if !found || escaped == "" {
+		return "", 0, false
+	}
+	name, err := UnescapeName(escaped)
+	if err != nil || ValidateName(name) != nil {
+		return "", 0, false
+	}
+	index, err = strconv.Atoi(num)
+	if err != nil || index < 0 || strconv.Itoa(index) != num {
+		return "", 0, false
+	}
+	return name, index, true
+}
+
 // Parse splits a key under the prefix into its claim name and lease ID. ok is
 // false for keys that do not have the claim layout (foreign keys under the
 // prefix); lease is 0 when the last segment is not a hex lease ID.

@@ -117,3 +117,36 @@ func FuzzUnescapeName(f *testing.F) {
 		}
 	})
 }
+
+// TestSlotKeysAreNoContenders: slot keys parse as slots only, never as a
+// contender of any claim, and neither a claim's range nor another claim's
+// slot range contains them.
+func TestSlotKeysAreNoContenders(t *testing.T) {
+	ks, _ := NewKeyspace(DefaultPrefix)
+	names := []string{"a", "a/b", "a%2Fb", "a%slot", "a%slot/0", "ab", "%", "a/b/c"}
+	for _, x := range names {
+		key := ks.SlotKey(x, 12)
+		if n, _, ok := ks.Parse(key); ok {
+			t.Errorf("Parse(%q) = %q, true: a slot key reads as a contender", key, n)
+		}
+		if n, i, ok := ks.ParseSlot(key); !ok || n != x || i != 12 {
+			t.Errorf("ParseSlot(%q) = %q, %d, %v; want %q, 12, true", key, n, i, ok, x)
+		}
+		if _, _, ok := ks.ParseSlot(ks.Key(x, 1)); ok {
+			t.Errorf("ParseSlot accepts the contender key %q", ks.Key(x, 1))
+		}
+		for _, y := range names {
+			if strings.HasPrefix(key, ks.ClaimPrefix(y)) {
+				t.Errorf("claim %q's range %q contains the slot key %q of %q", y, ks.ClaimPrefix(y), key, x)
+			}
+			if x != y && strings.HasPrefix(key, ks.SlotPrefix(y)) {
+				t.Errorf("claim %q's slot range contains the slot key %q of %q", y, key, x)
+			}
+		}
+	}
+	for _, bad := range []string{"claimctl/a%slot/01", "claimctl/a%slot/-1", "claimctl/a%slot/x", "claimctl/%slot/0"} {
+		if _, _, ok := ks.ParseSlot(bad); ok {
+			t.Errorf("ParseSlot(%q) accepted", bad)
+		}
+	}
+}

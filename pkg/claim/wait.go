@@ -33,7 +33,11 @@ import (
 // waiter re-reads its own key and the keys ahead in one transaction, then
 // renews, so that a waiter whose lease expired while it waited never reports
 // success (etcd issue 19597).
-func (c *Client) wait(ctx context.Context, h *Hold, opts AcquireOptions) error {
+//
+// A semaphore waiter reads the slot keys with the request that proves its
+// turn (the own-key read becomes a transaction that also reads them, the
+// re-read gains one range): it returns them for takeSlot, nil for a mutex.
+func (c *Client) wait(ctx context.Context, h *Hold, opts AcquireOptions) (*slotView, error) {
 	op := "acquire " + opts.Name
 	kctx, stopKeeper := context.WithCancel(ctx)
 	defer stopKeeper()
@@ -44,10 +48,10 @@ func (c *Client) wait(ctx context.Context, h *Hold, opts AcquireOptions) error {
 	retry := min(max(h.TTL/10, 100*time.Millisecond), time.Second)
 	for {
 		if ctx.Err() != nil {
-			return c.waitError(ctx, op, ctx.Err(), true)
+			return nil, c.waitError(ctx, op, ctx.Err(), true)
 		}
 		if err := h.lostInQueue(); err != nil {
-			return fmt.Errorf("%s: %w", op, err)
+			return nil, fmt.Errorf("%s: %w", op, err)
 		}
 		// A semaphore waiter needs the values of the keys ahead (their
 		// limits) to check, when its watch proves it eligible, that the
@@ -57,49 +61,57 @@ func (c *Client) wait(ctx context.Context, h *Hold, opts AcquireOptions) error {
 		if opts.Limit == 1 {
 			olderOpts = append(olderOpts, clientv3.WithKeysOnly())
 		}
+		reads := []clientv3.Op{
+			clientv3.OpGet(claimPrefix, olderOpts...),
+			clientv3.OpGet(claimPrefix, clientv3.WithPrefix(),
+				clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend),
+				clientv3.WithLimit(int64(opts.Limit)))}
+		if opts.Limit > 1 {
+			reads = append(reads, c.readSlots(opts.Name))
+		}
 		rctx, cancel := c.request(ctx)
 		resp, err := c.etcd.Txn(rctx).
 			If(clientv3.Compare(clientv3.CreateRevision(h.Key), "=", h.Revision),
 				clientv3.Compare(clientv3.LeaseValue(h.Key), "=", h.LeaseID())).
-			Then(
-				clientv3.OpGet(claimPrefix, olderOpts...),
-				clientv3.OpGet(claimPrefix, clientv3.WithPrefix(),
-					clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend),
-					clientv3.WithLimit(int64(opts.Limit)))).
+			Then(reads...).
 			Commit()
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil || !isUnavailable(err) {
-				return c.waitError(ctx, op, err, true)
+				return nil, c.waitError(ctx, op, err, true)
 			}
 			sleep(ctx, retry)
 			continue
 		}
 		if !resp.Succeeded {
 			h.keeper.markGone()
-			return fmt.Errorf("%s: %w", op, h.lostInQueue())
+			return nil, fmt.Errorf("%s: %w", op, h.lostInQueue())
 		}
 		older := resp.Responses[0].GetResponseRange().Kvs
 		front := c.entries(resp.Responses[1].GetResponseRange().Kvs)
-		if err := checkLimit(opts.Name, opts.Limit, front, h.Revision); err != nil {
-			return err
+		if err := checkLimit(opts, front, h.Revision); err != nil {
+			return nil, err
 		}
 		if len(older) < opts.Limit {
 			if err := h.keeper.renewOnce(ctx); err != nil {
 				if h.keeper.isGone() {
-					return fmt.Errorf("%s: %w", op, h.lostInQueue())
+					return nil, fmt.Errorf("%s: %w", op, h.lostInQueue())
 				}
 				if ctx.Err() != nil || !isUnavailable(err) {
-					return c.waitError(ctx, op, err, true)
+					return nil, c.waitError(ctx, op, err, true)
 				}
 				sleep(ctx, retry)
 				continue
 			}
 			if ctx.Err() != nil {
-				return c.waitError(ctx, op, ctx.Err(), true)
+				return nil, c.waitError(ctx, op, ctx.Err(), true)
 			}
 			h.waited()
-			return nil
+			var slots *slotView
+			if opts.Limit > 1 {
+				slots = c.slotView(opts.Name, resp.Responses[2].GetResponseRange().Kvs, resp.Header.Revision)
+			}
+			return slots, nil
 		}
 		state := QueueState{Ahead: len(older), Holders: front, Limit: opts.Limit}
 		if opts.Progress != nil && !sameQueue(last, state) {
@@ -110,8 +122,8 @@ func (c *Client) wait(ctx context.Context, h *Hold, opts AcquireOptions) error {
 		if !eligible {
 			continue
 		}
-		if held, err := c.confirmTurn(ctx, h, ahead, opts); held || err != nil {
-			return err
+		if held, slots, err := c.confirmTurn(ctx, h, ahead, opts); held || err != nil {
+			return slots, err
 		}
 	}
 }
@@ -122,47 +134,64 @@ func (c *Client) wait(ctx context.Context, h *Hold, opts AcquireOptions) error {
 // must be proven alive for more than half the TTL, before and after that
 // read, which the key's presence alone does not prove (the key outlives an
 // expired lease until etcd revokes it). A semaphore waiter also checks the
-// limits of the holders still ahead (ahead). It reports false when the wait
-// must re-read the queue instead, and an error when it must end.
-func (c *Client) confirmTurn(ctx context.Context, h *Hold, ahead []Entry, opts AcquireOptions) (bool, error) {
+// limits of the holders still ahead (ahead), and reads the slot keys with
+// its own key (one transaction, still one request) for takeSlot. It reports
+// false when the wait must re-read the queue instead, and an error when it
+// must end.
+func (c *Client) confirmTurn(ctx context.Context, h *Hold, ahead []Entry, opts AcquireOptions) (bool, *slotView, error) {
 	op := "acquire " + opts.Name
 	wellProven := func() bool {
 		return h.lostInQueue() == nil && boottime.Until(h.keeper.expiry()) > h.TTL/2
 	}
 	if !wellProven() {
-		return false, nil
+		return false, nil, nil
 	}
-	switch intact, err := c.ownKeyIntact(ctx, h); {
+	switch intact, slots, err := c.ownKeyIntact(ctx, h, opts); {
 	case err != nil:
-		return false, nil // the re-read retries, or reports why it cannot
+		return false, nil, nil // the re-read retries, or reports why it cannot
 	case !intact:
 		h.keeper.markGone()
-		return false, fmt.Errorf("%s: %w", op, h.lostInQueue())
+		return false, nil, fmt.Errorf("%s: %w", op, h.lostInQueue())
+	case !wellProven():
+		return false, nil, nil
+	default:
+		if err := checkLimit(opts, ahead, h.Revision); err != nil {
+			return false, nil, err
+		}
+		if ctx.Err() != nil {
+			return false, nil, c.waitError(ctx, op, ctx.Err(), true)
+		}
+		h.waited()
+		return true, slots, nil
 	}
-	if !wellProven() {
-		return false, nil
-	}
-	if err := checkLimit(opts.Name, opts.Limit, ahead, h.Revision); err != nil {
-		return false, err
-	}
-	if ctx.Err() != nil {
-		return false, c.waitError(ctx, op, ctx.Err(), true)
-	}
-	h.waited()
-	return true, nil
 }
 
 // ownKeyIntact reads h's key: it is intact if it still has h's create
-// revision and lease.
-func (c *Client) ownKeyIntact(ctx context.Context, h *Hold) (bool, error) {
+// revision and lease. A semaphore waiter's read is a transaction that also
+// reads the slot keys, which it returns.
+func (c *Client) ownKeyIntact(ctx context.Context, h *Hold, opts AcquireOptions) (bool, *slotView, error) {
 	// An answer after the lease's proven expiry proves nothing.
 	rctx, cancel := context.WithTimeout(ctx, min(c.timeout, max(boottime.Until(h.keeper.expiry()), 0)))
 	defer cancel()
-	resp, err := c.etcd.Get(rctx, h.Key)
-	if err != nil {
-		return false, err
+	if opts.Limit == 1 {
+		resp, err := c.etcd.Get(rctx, h.Key)
+		if err != nil {
+			return false, nil, err
+		}
+		return isOwnKey(h, resp.Kvs), nil, nil
 	}
-	return len(resp.Kvs) == 1 && resp.Kvs[0].CreateRevision == h.Revision && resp.Kvs[0].Lease == h.Lease, nil
+	resp, err := c.etcd.Txn(rctx).Then(clientv3.OpGet(h.Key), c.readSlots(opts.Name)).Commit()
+	if err != nil {
+		return false, nil, err
+	}
+	slots := c.slotView(opts.Name, resp.Responses[1].GetResponseRange().Kvs, resp.Header.Revision)
+	return isOwnKey(h, resp.Responses[0].GetResponseRange().Kvs), slots, nil
+}
+
+// isOwnKey reports whether a read of h's key found it with h's create
+// revision and lease.
+func isOwnKey(h *Hold, kvs []*mvccpb.KeyValue) bool {
+	return len(kvs) == 1 && kvs[0].CreateRevision == h.Revision && kvs[0].Lease == h.Lease
 }
 
 // lostInQueue says why a waiter cannot go on, or nil while it can: its lease
