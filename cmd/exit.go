@@ -3,14 +3,15 @@ package cmd
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"syscall"
 
 	"github.com/claimctl/claimctl/pkg/claim"
 	"github.com/claimctl/claimctl/pkg/supervise"
 )
 
-// Exit codes are a public contract for scripts; README.md documents each one
-// and testscripts/exit_*.txtar test each one. Do not renumber them.
+// Exit codes are a public contract for scripts; ExitCodes below documents
+// each one and testscripts/exit_*.txtar test each one. Do not renumber them.
 const (
 	ExitOK          = 0  // success
 	ExitError       = 1  // anything not covered below
@@ -25,6 +26,68 @@ const (
 	ExitCannotExec  = 126
 	ExitNotFound    = 127
 )
+
+// ExitCodeDoc is one row of the documented exit-code table.
+type ExitCodeDoc struct {
+	Code    string // "0", "126, 127", "128+n", "other"
+	Meaning string // Markdown: `code` spans are shown as plain text in help
+}
+
+// ExitCodes is the one exit-code table: README.md's "Exit codes" section,
+// `claimctl help exit-codes` and its man page are all made from it (a test
+// compares README.md with it).
+var ExitCodes = []ExitCodeDoc{
+	{"0", "success"},
+	{"1", "anything else (for example: stdout closed before the token could be printed; the claim was released)"},
+	{"64", "usage: bad flag, argument, name, duration, limit, endpoint or `--color` given on the command line, or a `--limit` that differs from the claim's holders"},
+	{"65", "malformed token"},
+	{"69", "etcd unavailable, or the outcome unknown (no answer within `--dial-timeout` + `--command-timeout`)"},
+	{"75", "busy (`-n`) or the `-w` wait timed out; `-E N` replaces it"},
+	{"76", "not held: the token no longer holds the claim; for `run`, the claim was lost while the command ran"},
+	{"77", "permission denied by etcd (authentication or RBAC); the message names the prefix"},
+	{"78", "configuration error: bad config file, unknown key, wrong type, a bad value from `CLAIMCTL_*`/`ETCDCTL_*` or the file (the message names its source), unreadable TLS or password file"},
+	{"124", "`run`: the command exceeded `--max-runtime`"},
+	{"126, 127", "`run`: the command could not be executed / was not found (the claim is released at once)"},
+	{"128+n", "interrupted by signal n while waiting; `run`: the command was killed by signal n"},
+	{"other", "`run`: the command's own exit code"},
+}
+
+// ExitCodesMarkdown renders ExitCodes as the Markdown table in README.md.
+func ExitCodesMarkdown() string {
+	var b strings.Builder
+	b.WriteString("| code | meaning |\n|---|---|\n")
+	for _, e := range ExitCodes {
+		fmt.Fprintf(&b, "| %s | %s |\n", e.Code, e.Meaning)
+	}
+	return b.String()
+}
+
+// exitCodesText renders ExitCodes for a terminal: the codes in a column,
+// meanings wrapped to width, without Markdown's backquotes. Every line is
+// indented by four spaces, which the man page generator keeps as a
+// preformatted block.
+func exitCodesText(width int) string {
+	const indent = 13
+	var b strings.Builder
+	for _, e := range ExitCodes {
+		line := fmt.Sprintf("    %-*s", indent-4, e.Code)
+		col := indent
+		for _, word := range strings.Fields(strings.ReplaceAll(e.Meaning, "`", "")) {
+			if col > indent && col+1+len(word) > width {
+				b.WriteString(line + "\n")
+				line, col = strings.Repeat(" ", indent), indent
+			}
+			if col > indent {
+				line += " "
+				col++
+			}
+			line += word
+			col += len(word)
+		}
+		b.WriteString(line + "\n")
+	}
+	return b.String()
+}
 
 // exitError carries an explicit exit code with an error. quiet suppresses
 // the message (used by -E 0, which asks for silence).

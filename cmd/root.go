@@ -89,7 +89,8 @@ func NewRootCmd(f *Factory) *cobra.Command {
   claimctl release TOKEN          give it back
 
 Every holder gets a fencing token: the holder key's etcd create revision,
-strictly increasing for each claim. See README.md for the exit codes.`,
+strictly increasing for each claim. Run 'claimctl help exit-codes' for the
+exit codes.`,
 		SilenceUsage:      true,
 		SilenceErrors:     true,
 		Version:           f.Build.Version,
@@ -123,6 +124,7 @@ strictly increasing for each claim. See README.md for the exit codes.`,
 		NewCmdList(f, nil),
 		NewCmdDoctor(f, nil),
 		NewCmdVersion(f),
+		NewCmdHelpExitCodes(),
 	)
 	return root
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -85,6 +86,21 @@ func Generate(dir string) error {
 	header := &doc.GenManHeader{Section: "1", Date: &date, Source: "claimctl", Manual: "claimctl Manual"}
 	if err := doc.GenManTree(root, header, mDir); err != nil {
 		return fmt.Errorf("man pages: %w", err)
+	}
+	// GenManTree skips help topics (commands with only help text, such as
+	// exit-codes); they get a page each too.
+	for _, c := range root.Commands() {
+		if !c.IsAdditionalHelpTopicCommand() {
+			continue
+		}
+		var buf bytes.Buffer
+		if err := doc.GenMan(c, header, &buf); err != nil {
+			return fmt.Errorf("man page for %s: %w", c.CommandPath(), err)
+		}
+		page := strings.ReplaceAll(c.CommandPath(), " ", "-") + ".1"
+		if err := os.WriteFile(filepath.Join(mDir, page), buf.Bytes(), 0o644); err != nil {
+			return err
+		}
 	}
 	return nil
 }
