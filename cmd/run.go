@@ -53,8 +53,23 @@ claimctl (INT TERM HUP QUIT USR1 USR2 WINCH) are forwarded to its group.
 run cannot be suspended (Ctrl-Z, SIGTSTP): a stopped claimctl could not stop
 CMD in time if the claim were lost, so it says so and goes on.
 While run is still waiting for the claim, any of them but WINCH ends the
-wait instead (exit 128+n) and CMD is not started.`,
+wait instead (exit 128+n) and CMD is not started.
+
+claimctl's flags may come before NAME and after it. CMD starts at '--' or,
+without it, at the first argument after NAME that is neither a flag of
+claimctl's nor a flag's value: "run NAME -n -E 0 CMD" takes -n and -E 0,
+"run NAME echo -n hi" passes -n to echo. An unknown flag before CMD is a
+usage error (put '--' before CMD).
+
+Inside a run of NAME (CMD's environment lists every enclosing hold in
+CLAIMCTL_HOLDS), a nested "run NAME" joins that hold: one read proves it
+still held, then CMD runs in place of the nested claimctl, under the
+enclosing run's deadline, with no new lease and no release; if the hold has
+ended, CMD is not started (exit 76). --new-hold takes a hold of its own
+instead (a second semaphore slot; on a mutex it fails at once, exit 75, as
+acquire of NAME there does: it would wait on its own ancestor).`,
 		Example: `  claimctl run deploy -- ./deploy.sh production
+  claimctl run nightly -n -E 0 -- /usr/local/bin/report
   claimctl run -n -E 0 --min-hold 1m nightly -- /usr/local/bin/report
   claimctl run --shell backup -- 'pg_dump db | gzip > /backup/db.gz'`,
 		Args:              cobra.ArbitraryArgs,
