@@ -39,8 +39,8 @@ type ExitCodeDoc struct {
 var ExitCodes = []ExitCodeDoc{
 	{"0", "success"},
 	{"1", "anything else (for example: stdout closed before the token could be printed; the claim was released)"},
-	{"64", "usage: bad flag, argument, name, duration, limit, endpoint or `--color` given on the command line, or a `--limit` that differs from the claim's holders"},
-	{"65", "malformed token"},
+	{"64", "usage: bad flag, argument, name, duration, limit, slots, endpoint or `--color` given on the command line, or a `--limit` or `--slots` that differs from the claim's holders"},
+	{"65", "malformed token (also a malformed `CLAIMCTL_HOLDS`)"},
 	{"69", "etcd unavailable, or the outcome unknown (no answer within `--dial-timeout` + `--command-timeout`)"},
 	{"75", "busy (`-n`) or the `-w` wait timed out; `-E N` replaces it"},
 	{"76", "not held: the token no longer holds the claim; for `run`, the claim was lost while the command ran"},
