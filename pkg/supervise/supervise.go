@@ -25,6 +25,9 @@ const pollInterval = 10 * time.Millisecond
 type Child struct {
 	pid   int       // the direct child; also the process group ID
 	guard *guardian // nil without a guardian
+	tty   *os.File  // the terminal whose foreground group the child got, or nil
+
+	stopped chan struct{} // receives a value when the direct child stops
 
 	exited    chan struct{} // closed when the direct child has been reaped
 	groupDone chan struct{} // closed when the group is empty
@@ -163,10 +166,21 @@ func (p *Prepared) Start(env []string) (*Child, error) {
 		},
 	}
 	c := &Child{
+		stopped:   make(chan struct{}, 1),
 		guard:     p.guard,
 		exited:    make(chan struct{}),
 		groupDone: make(chan struct{}),
 		finished:  make(chan struct{}),
+	}
+	if IsForeground(spec.Terminal) {
+		// Decided now, not at Prepare: a run can be put in the background
+		// while it waits for its claim. The child makes its own group the
+		// foreground group between setpgid and execve, with every signal
+		// blocked (so the ioctl from the background does not raise
+		// SIGTTOU); Ctty is our descriptor for the terminal.
+		attr.Sys.Foreground = true
+		attr.Sys.Ctty = int(spec.Terminal.Fd())
+		c.tty = spec.Terminal
 	}
 	argv := append([]string{spec.Path}, spec.Args...)
 	started := make(chan error, 1)
@@ -175,6 +189,7 @@ func (p *Prepared) Start(env []string) (*Child, error) {
 	runtime.KeepAlive(spec.Stdin)
 	runtime.KeepAlive(spec.Stdout)
 	runtime.KeepAlive(spec.Stderr)
+	runtime.KeepAlive(spec.Terminal)
 	switch {
 	case err == nil:
 		return c, nil
@@ -256,12 +271,14 @@ func (c *Child) supervise(path string, argv []string, attr *syscall.ProcAttr, st
 // waitLeader sleeps until the direct child exits, reaping any orphaned
 // group members that exit meanwhile. It peeks with WNOWAIT and reaps under
 // the lock, so that a process ID is never freed while Signal might still
-// send to it.
+// send to it. It also wakes when a child of ours in the group stops or
+// continues, so that the direct child's stop is reported (Stopped) while it
+// happens; reapLocked consumes those reports.
 func (c *Child) waitLeader() {
 	idType := unix.P_PGID
 	for {
 		var info unix.Siginfo
-		err := unix.Waitid(idType, c.pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		err := unix.Waitid(idType, c.pid, &info, unix.WEXITED|unix.WSTOPPED|unix.WCONTINUED|unix.WNOWAIT, nil)
 		if err == syscall.EINTR {
 			continue
 		}
@@ -289,26 +306,45 @@ func (c *Child) waitLeader() {
 
 // reapLocked reaps every member of the group that is our child and has
 // exited, and the direct child even if it left the group, recording its
-// status when it comes up.
+// status when it comes up. Stop and continue reports of the same processes
+// are consumed on the way (else waitLeader's peek would return them
+// forever); the direct child stopping is passed on to Stopped.
 func (c *Child) reapLocked() {
+	const flags = syscall.WNOHANG | syscall.WUNTRACED | syscall.WCONTINUED
 	for {
 		var ws syscall.WaitStatus
-		pid, err := syscall.Wait4(-c.pid, &ws, syscall.WNOHANG, nil)
+		pid, err := syscall.Wait4(-c.pid, &ws, flags, nil)
 		if err == syscall.EINTR {
 			continue
 		}
 		if err != nil || pid <= 0 {
 			break
 		}
-		if pid == c.pid {
-			c.setExitedLocked(statusOf(ws))
-		}
+		c.recordLocked(pid, ws)
 	}
-	if !c.leaderGone {
+	for !c.leaderGone {
 		var ws syscall.WaitStatus
-		if pid, _ := syscall.Wait4(c.pid, &ws, syscall.WNOHANG, nil); pid == c.pid {
-			c.setExitedLocked(statusOf(ws))
+		pid, _ := syscall.Wait4(c.pid, &ws, flags, nil)
+		if pid != c.pid {
+			break
 		}
+		c.recordLocked(pid, ws)
+	}
+}
+
+// recordLocked takes in one wait report of pid.
+func (c *Child) recordLocked(pid int, ws syscall.WaitStatus) {
+	switch {
+	case ws.Stopped():
+		if pid == c.pid {
+			select {
+			case c.stopped <- struct{}{}:
+			default:
+			}
+		}
+	case ws.Continued():
+	case pid == c.pid:
+		c.setExitedLocked(statusOf(ws))
 	}
 }
 
@@ -350,6 +386,23 @@ func (c *Child) checkEmpty() bool {
 // group ID.
 func (c *Child) Pid() int {
 	return c.pid
+}
+
+// Foreground reports whether the child's group was made the foreground
+// group of Spec.Terminal when it started.
+func (c *Child) Foreground() bool {
+	return c.tty != nil
+}
+
+// Stopped receives a value when the direct child has stopped (SIGTSTP from
+// the terminal's Ctrl-Z, SIGTTIN, SIGSTOP), however often; reports that
+// come while an earlier one is not yet received are merged. It is how a
+// caller that gave the child the terminal learns that the user suspended
+// the job: the terminal signalled the child's group, not this process.
+// Nothing is done about a stop here; the other members of the group may
+// still be running.
+func (c *Child) Stopped() <-chan struct{} {
+	return c.stopped
 }
 
 // Signal sends sig to the whole process group, so that grandchildren get
