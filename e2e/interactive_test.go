@@ -244,3 +244,67 @@ func fileSize(file string) int64 {
 	}
 	return fi.Size()
 }
+
+// TestInteractiveRunForcedWhileSuspendedIsKilledOnFg: a claim released
+// with --force while run is suspended (its lease still alive, so the
+// deadline alone proves nothing wrong) is found gone when run is continued,
+// before the command runs again: the command is killed, exit 76.
+func TestInteractiveRunForcedWhileSuspendedIsKilledOnFg(t *testing.T) {
+	endpoints := etcdtest.Start(t).Endpoints()
+	s := startPTYSession(t, endpoints, "bash", "--norc", "--noprofile", "--noediting", "-i")
+	beat := filepath.Join(t.TempDir(), "beat")
+	s.expect("$ ", 10*time.Second)
+	s.typeIn(`"$CLAIMCTL" run --ttl 30s tty-forced -- sh -c 'echo $$ $PPID > "$PIDS"; echo ready; while :; do echo x >> ` + beat + `; sleep 0.05; done'` + "\n")
+	s.expect("ready", 15*time.Second)
+	command, claimctl := s.pids()
+	s.typeIn("\x1a")
+	s.expect("Stopped", 10*time.Second)
+	waitFor(t, 10*time.Second, "the command and claimctl to be stopped", func() bool { return stopped(command) && stopped(claimctl) })
+	before := fileSize(beat)
+	force := startClaimctl(t, endpoints, nil, "release", "--force", "tty-forced")
+	if code := force.wait(10 * time.Second); code != 0 {
+		t.Fatalf("release --force exited %d: %s", code, force.stderr)
+	}
+	s.typeIn("fg\n")
+	s.typeIn("echo rc=$?\n")
+	s.expect("rc=76", 15*time.Second)
+	if alive(command) {
+		t.Fatalf("the command (pid %d) is alive after its claim was forced away", command)
+	}
+	if after := fileSize(beat); after != before {
+		t.Fatalf("the command ran again after its claim was forced away: its heartbeat file grew from %d to %d bytes", before, after)
+	}
+	if !strings.Contains(s.screen.String(), "found on continuing after a suspend") {
+		t.Fatalf("claimctl did not say the claim was found gone on continuing:\n%s", s.screen)
+	}
+}
+
+// TestInteractiveRunShellJobsAreNotCovered documents a limitation: an
+// interactive shell run as the command puts each of its jobs in a process
+// group of its own, and run's group kill does not reach them. When the
+// claim is lost, the shell is killed but a background job it started
+// survives, and the claim is released while it runs. Use a shell without
+// job control (sh -c, bash +m) under run, or fencing tokens. If this test
+// fails, the limitation is gone: update README "Safety" and this test.
+func TestInteractiveRunShellJobsAreNotCovered(t *testing.T) {
+	endpoints := etcdtest.Start(t).Endpoints()
+	s := startPTYSession(t, endpoints, "/bin/sh", "-c",
+		`"$CLAIMCTL" run --grace 500ms tty-jobs -- bash --norc --noprofile --noediting -i; echo "rc=$?"; read after; echo "after:$after"`)
+	s.expect("$ ", 15*time.Second)
+	s.typeIn(`sleep 1000 & echo $! $$ > "$PIDS"` + "\n")
+	job, shell := s.pids()
+	t.Cleanup(func() { _ = syscall.Kill(job, syscall.SIGKILL) })
+	force := startClaimctl(t, endpoints, nil, "release", "--force", "tty-jobs")
+	if code := force.wait(10 * time.Second); code != 0 {
+		t.Fatalf("release --force exited %d: %s", code, force.stderr)
+	}
+	s.expect("rc=76", 15*time.Second)
+	if alive(shell) {
+		t.Fatalf("the interactive shell (pid %d) survived the lost claim", shell)
+	}
+	if !alive(job) {
+		t.Fatalf("the shell's background job (pid %d) was stopped with the shell: the limitation this test documents is gone", job)
+	}
+	s.typeIn("back\n")
+	s.expect("after:back", 10*time.Second)
+}
