@@ -145,7 +145,7 @@ func stopped(pid int) bool {
 func TestInteractiveRunReadsTheTerminal(t *testing.T) {
 	endpoints := etcdtest.Start(t).Endpoints()
 	s := startPTYSession(t, endpoints, "/bin/sh", "-c",
-		`"$CLAIMCTL" run tty-read -- sh -c 'echo ready; read line; echo "got:$line"; exit 3'; echo "rc=$?"; read after; echo "after:$after"`)
+		`"$CLAIMCTL" run tty-read -- sh -c 'echo rea""dy; read line; echo "got:$line"; exit 3'; echo "rc=$?"; read after; echo "after:$after"`)
 	s.expect("ready", 15*time.Second)
 	s.typeIn("hello\n")
 	s.expect("got:hello", 10*time.Second)
@@ -165,7 +165,7 @@ func TestInteractiveRunSuspendAndFg(t *testing.T) {
 	endpoints := etcdtest.Start(t).Endpoints()
 	s := startPTYSession(t, endpoints, "bash", "--norc", "--noprofile", "--noediting", "-i")
 	s.expect("$ ", 10*time.Second)
-	s.typeIn(`"$CLAIMCTL" run --ttl 10s tty-z -- sh -c 'echo $$ $PPID > "$PIDS"; echo ready; read line; echo "got:$line"'` + "\n")
+	s.typeIn(`"$CLAIMCTL" run --ttl 10s tty-z -- sh -c 'echo $$ $PPID > "$PIDS"; echo rea""dy; read line; echo "got:$line"'` + "\n")
 	s.expect("ready", 15*time.Second)
 	command, claimctl := s.pids()
 	s.typeIn("\x1a")
@@ -192,7 +192,7 @@ func TestInteractiveRunSuspendedPastTheTTLIsKilledOnFg(t *testing.T) {
 	s := startPTYSession(t, endpoints, "bash", "--norc", "--noprofile", "--noediting", "-i")
 	beat := filepath.Join(t.TempDir(), "beat")
 	s.expect("$ ", 10*time.Second)
-	s.typeIn(`"$CLAIMCTL" run --ttl 2s tty-long -- sh -c 'echo $$ $PPID > "$PIDS"; echo ready; while :; do echo x >> ` + beat + `; sleep 0.05; done'` + "\n")
+	s.typeIn(`"$CLAIMCTL" run --ttl 2s tty-long -- sh -c 'echo $$ $PPID > "$PIDS"; echo rea""dy; while :; do echo x >> ` + beat + `; sleep 0.05; done'` + "\n")
 	s.expect("ready", 15*time.Second)
 	command, claimctl := s.pids()
 	s.typeIn("\x1a")
@@ -221,7 +221,7 @@ func TestInteractiveRunSuspendedPastTheTTLIsKilledOnFg(t *testing.T) {
 func TestInteractiveRunClaimLostRestoresTheTerminal(t *testing.T) {
 	endpoints := etcdtest.Start(t).Endpoints()
 	s := startPTYSession(t, endpoints, "/bin/sh", "-c",
-		`"$CLAIMCTL" run --grace 500ms tty-lost -- sh -c 'echo $$ $PPID > "$PIDS"; echo ready; read line; echo "got:$line"'; echo "rc=$?"; read after; echo "after:$after"`)
+		`"$CLAIMCTL" run --grace 500ms tty-lost -- sh -c 'echo $$ $PPID > "$PIDS"; echo rea""dy; read line; echo "got:$line"'; echo "rc=$?"; read after; echo "after:$after"`)
 	s.expect("ready", 15*time.Second)
 	command, _ := s.pids()
 	force := startClaimctl(t, endpoints, nil, "release", "--force", "tty-lost")
@@ -254,7 +254,7 @@ func TestInteractiveRunForcedWhileSuspendedIsKilledOnFg(t *testing.T) {
 	s := startPTYSession(t, endpoints, "bash", "--norc", "--noprofile", "--noediting", "-i")
 	beat := filepath.Join(t.TempDir(), "beat")
 	s.expect("$ ", 10*time.Second)
-	s.typeIn(`"$CLAIMCTL" run --ttl 30s tty-forced -- sh -c 'echo $$ $PPID > "$PIDS"; echo ready; while :; do echo x >> ` + beat + `; sleep 0.05; done'` + "\n")
+	s.typeIn(`"$CLAIMCTL" run --ttl 30s tty-forced -- sh -c 'echo $$ $PPID > "$PIDS"; echo rea""dy; while :; do echo x >> ` + beat + `; sleep 0.05; done'` + "\n")
 	s.expect("ready", 15*time.Second)
 	command, claimctl := s.pids()
 	s.typeIn("\x1a")
@@ -307,4 +307,55 @@ func TestInteractiveRunShellJobsAreNotCovered(t *testing.T) {
 	}
 	s.typeIn("back\n")
 	s.expect("after:back", 10*time.Second)
+}
+
+// TestInteractiveRunBgThenFg: after Ctrl-Z and bg the command runs in the
+// background; reading the terminal stops it (SIGTTIN), which suspends the
+// job again without taking the terminal from the shell; fg then gives it
+// the terminal and it reads its line.
+func TestInteractiveRunBgThenFg(t *testing.T) {
+	endpoints := etcdtest.Start(t).Endpoints()
+	s := startPTYSession(t, endpoints, "bash", "--norc", "--noprofile", "--noediting", "-i")
+	s.expect("$ ", 10*time.Second)
+	s.typeIn(`"$CLAIMCTL" run --ttl 10s tty-bg -- sh -c 'echo $$ $PPID > "$PIDS"; echo rea""dy; sleep 0.5; read line; echo "got:$line"'` + "\n")
+	s.expect("ready", 15*time.Second)
+	command, claimctl := s.pids()
+	s.typeIn("\x1a")
+	s.expect("Stopped", 10*time.Second)
+	s.typeIn("bg\n")
+	// The shell keeps the terminal: it runs this while the job is in the
+	// background.
+	s.typeIn(`echo shell-""has-it` + "\n")
+	s.expect("shell-has-it\r\n", 10*time.Second)
+	// The read from the background stops the command, and run with it.
+	s.expect("suspended:", 10*time.Second)
+	waitFor(t, 10*time.Second, "the command and claimctl to be stopped", func() bool { return stopped(command) && stopped(claimctl) })
+	s.typeIn("jobs\n")
+	s.expect("Stopped", 10*time.Second)
+	s.typeIn("fg\n")
+	waitFor(t, 10*time.Second, "the command and claimctl to run again", func() bool { return !stopped(command) && !stopped(claimctl) })
+	s.typeIn("hello\n")
+	s.expect("got:hello", 10*time.Second)
+	s.typeIn("echo rc=$?\n")
+	s.expect("rc=0", 10*time.Second)
+}
+
+// TestInteractiveRunKilledWhileSuspended: claimctl SIGKILLed while it and
+// the command are suspended: the command (stopped) dies with it.
+func TestInteractiveRunKilledWhileSuspended(t *testing.T) {
+	endpoints := etcdtest.Start(t).Endpoints()
+	s := startPTYSession(t, endpoints, "bash", "--norc", "--noprofile", "--noediting", "-i")
+	s.expect("$ ", 10*time.Second)
+	s.typeIn(`"$CLAIMCTL" run --ttl 10s tty-kill -- sh -c 'echo $$ $PPID > "$PIDS"; echo rea""dy; sleep 1000'` + "\n")
+	s.expect("ready", 15*time.Second)
+	command, claimctl := s.pids()
+	s.typeIn("\x1a")
+	s.expect("Stopped", 10*time.Second)
+	waitFor(t, 10*time.Second, "the command and claimctl to be stopped", func() bool { return stopped(command) && stopped(claimctl) })
+	if err := syscall.Kill(claimctl, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the suspended command to die with claimctl", func() bool { return !alive(command) })
+	s.typeIn(`echo shell-""ok` + "\n")
+	s.expect("shell-ok\r\n", 10*time.Second)
 }
