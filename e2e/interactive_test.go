@@ -359,3 +359,44 @@ func TestInteractiveRunKilledWhileSuspended(t *testing.T) {
 	s.typeIn(`echo shell-""ok` + "\n")
 	s.expect("shell-ok\r\n", 10*time.Second)
 }
+
+// TestInteractiveRunMaxRuntimeRestoresTheTerminal: --max-runtime stops a
+// command that has the terminal (exit 124) and the terminal is the
+// parent's again.
+func TestInteractiveRunMaxRuntimeRestoresTheTerminal(t *testing.T) {
+	endpoints := etcdtest.Start(t).Endpoints()
+	s := startPTYSession(t, endpoints, "/bin/sh", "-c",
+		`"$CLAIMCTL" run --max-runtime 1s --grace 200ms tty-max -- sh -c 'echo $$ $PPID > "$PIDS"; read line'; echo "rc=$?"; read after; echo "after:$after"`)
+	command, _ := s.pids()
+	s.expect("rc=124", 15*time.Second)
+	if alive(command) {
+		t.Fatalf("the command (pid %d) survived --max-runtime", command)
+	}
+	s.typeIn("back\n")
+	s.expect("after:back", 10*time.Second)
+}
+
+// TestBackgroundRunOnATerminalIsUnchanged: `claimctl run ... &` from an
+// interactive shell is not in the terminal's foreground, so nothing is
+// handed over: the shell keeps the terminal, a command that reads it is
+// stopped by SIGTTIN as before, and claimctl itself is not stopped and
+// still refuses SIGTSTP.
+func TestBackgroundRunOnATerminalIsUnchanged(t *testing.T) {
+	endpoints := etcdtest.Start(t).Endpoints()
+	s := startPTYSession(t, endpoints, "bash", "--norc", "--noprofile", "--noediting", "-i")
+	s.expect("$ ", 10*time.Second)
+	s.typeIn(`"$CLAIMCTL" run tty-amp -- sh -c 'echo $$ $PPID > "$PIDS"; read line' &` + "\n")
+	command, claimctl := s.pids()
+	t.Cleanup(func() { _ = syscall.Kill(claimctl, syscall.SIGKILL) }) // its own group: the session's cleanup misses it
+	waitFor(t, 10*time.Second, "the background command to be stopped by SIGTTIN", func() bool { return stopped(command) })
+	s.typeIn(`echo shell-""has-it` + "\n")
+	s.expect("shell-has-it\r\n", 10*time.Second)
+	if err := syscall.Kill(claimctl, syscall.SIGTSTP); err != nil {
+		t.Fatal(err)
+	}
+	s.expect("run cannot be suspended", 10*time.Second)
+	time.Sleep(200 * time.Millisecond)
+	if stopped(claimctl) {
+		t.Fatalf("claimctl (pid %d) in the background is stopped (state %s); it must behave as before", claimctl, procState(claimctl))
+	}
+}
