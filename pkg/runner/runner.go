@@ -235,7 +235,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			case <-child.GroupDone():
 				done = true
 			case <-time.After(20 * time.Millisecond):
-				stop("the command exited but left processes in its group")
+				stop("the command exited but left processes behind (in its group, or jobs of a shell in their own groups)")
 			}
 		case sig := <-cfg.Signals:
 			if s, ok := sig.(syscall.Signal); ok {
@@ -310,8 +310,9 @@ func holdFor(ctx context.Context, h *claim.Hold, until boottime.Instant, signals
 // hold can no longer be proven, with the reason (the group is then still
 // stopped, and the caller kills it).
 //
-// The order matters. First the whole group is SIGSTOPped: members that
-// ignore SIGTSTP (or did not get it) must not run on while nothing
+// The order matters. First the whole job is SIGSTOPped (the group, and the
+// jobs of a shell run as the command: supervise.Child.SignalJob): members
+// that ignore SIGTSTP (or did not get it) must not run on while nothing
 // supervises them. Then the terminal comes back to our group, if the
 // command's group still has it (after bg the shell may have it). Then this
 // process stops its own group (supervise.SuspendSelf), which the shell
@@ -325,7 +326,7 @@ func holdFor(ctx context.Context, h *claim.Hold, until boottime.Instant, signals
 // if ours has it, that is after fg rather than bg; after bg a command that
 // reads the terminal is stopped by SIGTTIN and suspended again.
 func suspend(h *claim.Hold, child *supervise.Child, tty *os.File, deadline func() boottime.Instant, logf func(string, ...any)) error {
-	_ = child.Signal(syscall.SIGSTOP)
+	_ = child.SignalJob(syscall.SIGSTOP)
 	own := syscall.Getpgrp()
 	if fg, err := supervise.ForegroundGroup(tty); err == nil && fg == child.Pid() {
 		if err := supervise.SetForeground(tty, own); err != nil {
@@ -357,7 +358,7 @@ func suspend(h *claim.Hold, child *supervise.Child, tty *os.File, deadline func(
 			logf("%v", err)
 		}
 	}
-	_ = child.Signal(syscall.SIGCONT)
+	_ = child.SignalJob(syscall.SIGCONT)
 	return nil
 }
 

@@ -370,6 +370,16 @@ func (c *Child) checkEmpty() bool {
 	c.reapLocked()
 	// EPERM means members exist that we may not signal: not empty.
 	if err := syscall.Kill(-c.pid, 0); err == syscall.ESRCH {
+		if strays := c.straysLocked(); len(strays) > 0 {
+			// The group is gone but jobs it started outside it are not:
+			// not done yet. The group ID is not signalled any more.
+			if c.killing {
+				for _, pid := range strays {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+			return false
+		}
 		c.empty = true
 		if c.killTimer != nil {
 			c.killTimer.Stop()
@@ -378,6 +388,7 @@ func (c *Child) checkEmpty() bool {
 	}
 	if c.killing {
 		_ = syscall.Kill(-c.pid, syscall.SIGKILL)
+		c.signalStraysLocked(syscall.SIGKILL)
 	}
 	return false
 }
@@ -434,7 +445,8 @@ func (c *Child) Exited() <-chan struct{} {
 }
 
 // GroupDone is closed when the direct child has exited and nothing is left
-// in its process group, not even a zombie. Only then may the claim be
+// in its process group, not even a zombie, nor, for a child that got the
+// terminal, any live stray (see strays.go). Only then may the claim be
 // released. Emptiness is polled every 10ms after the direct child exits.
 func (c *Child) GroupDone() <-chan struct{} {
 	return c.groupDone
@@ -478,6 +490,8 @@ func (c *Child) StopAt(killAt time.Time) {
 	}
 	_ = c.signalLocked(syscall.SIGTERM)
 	_ = c.signalLocked(syscall.SIGCONT)
+	c.signalStraysLocked(syscall.SIGTERM)
+	c.signalStraysLocked(syscall.SIGCONT)
 	if c.killTimer == nil || killAt.Before(c.killAt) {
 		if c.killTimer != nil {
 			c.killTimer.Stop()
@@ -501,6 +515,21 @@ func (c *Child) Kill() {
 func (c *Child) killLocked() {
 	c.killing = true
 	_ = c.signalLocked(syscall.SIGKILL)
+	c.signalStraysLocked(syscall.SIGKILL)
+}
+
+// SignalJob is Signal for the whole job: the group and, for a child that
+// got the terminal, its strays (see strays.go), the jobs of a shell run as
+// the command. A caller suspending the command uses it, so that no job of
+// the command runs on while nothing supervises it.
+func (c *Child) SignalJob(sig syscall.Signal) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.empty {
+		return nil
+	}
+	c.signalStraysLocked(sig)
+	return c.signalLocked(sig)
 }
 
 // Wait blocks until the group is empty and the guardian has stood down and

@@ -73,6 +73,9 @@ func SetForeground(tty *os.File, pgid int) error { return errUnsupported }
 // SuspendSelf does nothing off Linux.
 func SuspendSelf() {}
 
+// SignalJob fails: there is no group to signal.
+func (c *Child) SignalJob(sig syscall.Signal) error { return errUnsupported }
+
 // Signal fails: there is no group to signal.
 func (c *Child) Signal(sig syscall.Signal) error { return errUnsupported }
 
