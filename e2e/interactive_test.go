@@ -279,34 +279,50 @@ func TestInteractiveRunForcedWhileSuspendedIsKilledOnFg(t *testing.T) {
 	}
 }
 
-// TestInteractiveRunShellJobsAreNotCovered documents a limitation: an
-// interactive shell run as the command puts each of its jobs in a process
-// group of its own, and run's group kill does not reach them. When the
-// claim is lost, the shell is killed but a background job it started
-// survives, and the claim is released while it runs. Use a shell without
-// job control (sh -c, bash +m) under run, or fencing tokens. If this test
-// fails, the limitation is gone: update README "Safety" and this test.
-func TestInteractiveRunShellJobsAreNotCovered(t *testing.T) {
+// TestInteractiveRunStopsTheShellsJobs: an interactive shell run as the
+// command puts each of its jobs in a process group of its own, which a
+// group kill misses. run stops them too: when the claim is lost, a
+// background job of the shell is dead before run exits (and so before the
+// claim is released), and a job the shell leaves behind when it exits is
+// stopped before the claim is released.
+func TestInteractiveRunStopsTheShellsJobs(t *testing.T) {
 	endpoints := etcdtest.Start(t).Endpoints()
-	s := startPTYSession(t, endpoints, "/bin/sh", "-c",
-		`"$CLAIMCTL" run --grace 500ms tty-jobs -- bash --norc --noprofile --noediting -i; echo "rc=$?"; read after; echo "after:$after"`)
-	s.expect("$ ", 15*time.Second)
-	s.typeIn(`sleep 1000 & echo $! $$ > "$PIDS"` + "\n")
-	job, shell := s.pids()
-	t.Cleanup(func() { _ = syscall.Kill(job, syscall.SIGKILL) })
-	force := startClaimctl(t, endpoints, nil, "release", "--force", "tty-jobs")
-	if code := force.wait(10 * time.Second); code != 0 {
-		t.Fatalf("release --force exited %d: %s", code, force.stderr)
-	}
-	s.expect("rc=76", 15*time.Second)
-	if alive(shell) {
-		t.Fatalf("the interactive shell (pid %d) survived the lost claim", shell)
-	}
-	if !alive(job) {
-		t.Fatalf("the shell's background job (pid %d) was stopped with the shell: the limitation this test documents is gone", job)
-	}
-	s.typeIn("back\n")
-	s.expect("after:back", 10*time.Second)
+	t.Run("claim lost", func(t *testing.T) {
+		s := startPTYSession(t, endpoints, "/bin/sh", "-c",
+			`"$CLAIMCTL" run --grace 500ms tty-jobs -- bash --norc --noprofile --noediting -i; echo "rc=$?"; read after; echo "after:$after"`)
+		s.expect("$ ", 15*time.Second)
+		s.typeIn(`sleep 1000 & echo $! $$ > "$PIDS"` + "\n")
+		job, shell := s.pids()
+		t.Cleanup(func() { _ = syscall.Kill(job, syscall.SIGKILL) })
+		force := startClaimctl(t, endpoints, nil, "release", "--force", "tty-jobs")
+		if code := force.wait(10 * time.Second); code != 0 {
+			t.Fatalf("release --force exited %d: %s", code, force.stderr)
+		}
+		s.expect("rc=76", 15*time.Second)
+		if alive(shell) {
+			t.Fatalf("the interactive shell (pid %d) survived the lost claim", shell)
+		}
+		if alive(job) {
+			t.Fatalf("the shell's background job (pid %d, its own process group) survived the lost claim and run exited", job)
+		}
+		s.typeIn("back\n")
+		s.expect("after:back", 10*time.Second)
+	})
+	t.Run("left behind", func(t *testing.T) {
+		s := startPTYSession(t, endpoints, "/bin/sh", "-c",
+			`"$CLAIMCTL" run --grace 500ms tty-jobs2 -- bash --norc --noprofile --noediting -i; echo "rc=$?"`)
+		s.expect("$ ", 15*time.Second)
+		s.typeIn(`sleep 1000 & echo $! $$ > "$PIDS"; exit 0` + "\n")
+		job, _ := s.pids()
+		t.Cleanup(func() { _ = syscall.Kill(job, syscall.SIGKILL) })
+		s.expect("rc=0", 15*time.Second)
+		if alive(job) {
+			t.Fatalf("the job (pid %d) the shell left behind survived run's end", job)
+		}
+		if !strings.Contains(s.screen.String(), "left processes") {
+			t.Fatalf("run did not say it stopped what the command left behind:\n%s", s.screen)
+		}
+	})
 }
 
 // TestInteractiveRunBgThenFg: after Ctrl-Z and bg the command runs in the
