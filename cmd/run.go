@@ -50,10 +50,18 @@ run exits 76. If claimctl itself is killed, CMD dies with it.
 CMD gets CLAIMCTL_NAME, CLAIMCTL_TOKEN, CLAIMCTL_FENCING_TOKEN,
 CLAIMCTL_LEASE_ID and CLAIMCTL_KEY in its environment; signals sent to
 claimctl (INT TERM HUP QUIT USR1 USR2 WINCH) are forwarded to its group.
-run cannot be suspended (Ctrl-Z, SIGTSTP): a stopped claimctl could not stop
-CMD in time if the claim were lost, so it says so and goes on.
 While run is still waiting for the claim, any of them but WINCH ends the
 wait instead (exit 128+n) and CMD is not started.
+
+When stdin is a terminal and run is in its foreground (not started with &),
+CMD gets the terminal: it can read it (psql, an editor, a shell), Ctrl-C
+and Ctrl-Z reach it directly, and the terminal comes back when it ends.
+Ctrl-Z stops CMD's whole group and then run; the claim is not renewed while
+suspended, so after fg (or bg) run proves it still holds the claim before
+CMD runs again, and kills CMD instead (exit 76) if the claim ran out.
+Otherwise run cannot be suspended (Ctrl-Z, SIGTSTP): a stopped claimctl
+could not stop a running CMD in time if the claim were lost, so it says so
+and goes on.
 
 claimctl's flags may come before NAME and after it. CMD starts at '--' or,
 without it, at the first argument after NAME that is neither a flag of
@@ -257,6 +265,7 @@ func runFresh(opts *RunOptions, cfg *Config, c *claim.Client) error {
 		Grace:      opts.Grace,
 		MaxRuntime: opts.MaxRuntime,
 		MinHold:    opts.MinHold,
+		Terminal:   f.IO.InFile,
 		Signals:    signals,
 		Logf: func(format string, args ...any) {
 			fmt.Fprintf(f.IO.ErrOut, "claimctl: "+format+"\n", args...)
@@ -304,10 +313,12 @@ func (opts *RunOptions) validate(ttl time.Duration) error {
 
 // childSpec describes the command: argv as given (or sh -c with --shell)
 // and claimctl's own streams. Its environment is set once the claim is held
-// (childEnv).
+// (childEnv). Stdin is also offered as the command's terminal: supervise
+// hands it over only if it is a terminal of which claimctl is in the
+// foreground when the command starts.
 func (opts *RunOptions) childSpec(f *Factory) supervise.Spec {
 	spec := supervise.Spec{Path: opts.Command[0], Args: opts.Command[1:],
-		Stdin: f.IO.InFile, Stdout: f.IO.OutFile, Stderr: f.IO.ErrFile}
+		Stdin: f.IO.InFile, Stdout: f.IO.OutFile, Stderr: f.IO.ErrFile, Terminal: f.IO.InFile}
 	if opts.Shell {
 		spec.Path, spec.Args = "/bin/sh", []string{"-c", strings.Join(opts.Command, " ")}
 	}
@@ -348,7 +359,10 @@ func replaceEnv(env []string, vars [][2]string) []string {
 }
 
 // refuseSuspend catches the terminal's stop signals (Ctrl-Z) for as long as
-// run lasts and answers each with a note on stderr. Stopped, claimctl would
+// run lasts and answers each with a note on stderr. A command that was
+// given the terminal is suspended through its own group instead (see
+// runner.Run): the terminal's Ctrl-Z then never reaches claimctl, and a
+// SIGTSTP sent to claimctl itself is still refused. Stopped, claimctl would
 // neither renew the claim nor stop the command when the claim runs out: the
 // command would run on, unsupervised, past its lease. (SIGSTOP cannot be
 // caught; README "Safety" says what a frozen claimctl means.) The returned

@@ -100,6 +100,38 @@ func (h *Hold) LeaseID() clientv3.LeaseID { return clientv3.LeaseID(h.Lease) }
 // short of an explicit release or --force.
 func (h *Hold) Expiry() boottime.Instant { return h.keeper.expiry() }
 
+// Verify proves the hold afresh, with a renewal of its lease that etcd
+// acknowledges (which moves Expiry) followed by a read of its key, which
+// must still carry the hold's create revision and lease. run calls it
+// before continuing a command that was suspended: while everything was
+// stopped nothing renewed the lease or watched the key, so a key removed
+// meanwhile (release --force) would otherwise be noticed only when the
+// watch catches up, after the command had been running again. A hold found
+// gone is marked lost and reported as ErrNotHeld; an etcd error proves
+// nothing either way and is returned as such.
+func (h *Hold) Verify(ctx context.Context) error {
+	if err := h.keeper.renewOnce(ctx); err != nil {
+		if h.keeper.isGone() {
+			lost := fmt.Errorf("%w: etcd reports lease %x no longer exists (expired or revoked)", ErrNotHeld, h.Lease)
+			h.markLost(lost)
+			return lost
+		}
+		return h.c.etcdError("renew "+h.Name, err)
+	}
+	rctx, cancel := h.c.request(ctx)
+	defer cancel()
+	resp, err := h.c.etcd.Get(rctx, h.Key)
+	if err != nil {
+		return h.c.etcdError("read "+h.Name, err)
+	}
+	if len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision != h.Revision || resp.Kvs[0].Lease != h.Lease {
+		lost := fmt.Errorf("%w: the claim's key is gone or was replaced (released with --force, or its lease revoked)", ErrNotHeld)
+		h.markLost(lost)
+		return lost
+	}
+	return nil
+}
+
 // Renewed receives a value after each acknowledged renewal, so a supervisor
 // can move its deadline.
 func (h *Hold) Renewed() <-chan struct{} { return h.keeper.renewed }

@@ -19,6 +19,18 @@
 // that is after 44-50s without an answer from etcd. A lost key (--force,
 // revoked lease) stops the child at once.
 //
+// # A command on the terminal
+//
+// When the command was given the terminal (supervise.Spec.Terminal, and
+// this process was in the terminal's foreground group when it started),
+// the terminal signals the command's group directly, and the runner relays
+// job control (see suspend): a Ctrl-Z that stops the command stops its
+// whole group and then this process, so the user's shell sees the job
+// stopped; on fg or bg the hold is proven afresh before anything in the
+// group runs again, and the command is killed instead if it cannot be. The
+// terminal goes back to this process's group when the command ends, however
+// it ends.
+//
 // What no lease-based tool can promise: if the runner itself is frozen (a
 // SIGSTOP, a VM pause) for longer than the margin, the child may act after
 // the lease ended. Fencing tokens cover that; see README "Safety".
@@ -29,6 +41,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"syscall"
 	"time"
 
@@ -57,6 +70,10 @@ type Config struct {
 	// MinHold, if positive, keeps the claim at least this long after the
 	// child started, even if the child finishes sooner.
 	MinHold time.Duration
+	// Terminal is the terminal given to the child (the prepared Spec's
+	// Terminal); used only if the child got it (Child.Foreground), to take
+	// it back on Ctrl-Z and at the end.
+	Terminal *os.File
 	// Signals are forwarded to the child's process group.
 	Signals <-chan os.Signal
 	// Logf reports what the runner does (claim lost, child stopped); nil is
@@ -132,6 +149,17 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, err
 	}
 	defer child.Close()
+	var stopped <-chan struct{}
+	if child.Foreground() {
+		// From now on this process is in the background of its terminal.
+		// A background write to a terminal with TOSTOP set raises
+		// SIGTTOU, which would stop this process while the command runs
+		// on; ignored, the write goes through. Ignoring it only after the
+		// start keeps the command from inheriting the ignored signal.
+		signal.Ignore(syscall.SIGTTOU)
+		defer signal.Reset(syscall.SIGTTOU)
+		stopped = child.Stopped()
+	}
 	started := boottime.Now()
 	res := Result{Started: true}
 	kctx, stopKeeping := context.WithCancel(ctx)
@@ -207,7 +235,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			case <-child.GroupDone():
 				done = true
 			case <-time.After(20 * time.Millisecond):
-				stop("the command exited but left processes in its group")
+				stop("the command exited but left processes behind (in its group, or jobs of a shell in their own groups)")
 			}
 		case sig := <-cfg.Signals:
 			if s, ok := sig.(syscall.Signal); ok {
@@ -219,6 +247,18 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 				stop(fmt.Sprintf("claim %s lost at %s: %v", h.Name, time.Now().Format(time.TimeOnly), res.Lost))
 			}
 		case <-h.Renewed():
+		case <-stopped:
+			if res.Lost != nil || stopping {
+				// Already stopping: let it end, never wait for fg.
+				_ = child.Signal(syscall.SIGCONT)
+				break
+			}
+			if lost := suspend(h, child, cfg.Terminal, deadline, logf); lost != nil {
+				res.Lost = lost
+				logf("claim %s lost while suspended: %v; killing the command, which never ran again", h.Name, lost)
+				stopping = true
+				child.Kill()
+			}
 		case <-maxRuntime:
 			maxRuntime = nil
 			res.TimedOut = true
@@ -230,6 +270,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	// The group is empty: the claim may go now. The guardian has stood
 	// down; reaping it (child.Close) can wait until after the release.
 	res.Status = child.Status()
+	if child.Foreground() {
+		takeTerminalBack(cfg.Terminal, child.Pid(), logf)
+	}
 
 	if cfg.MinHold > 0 && res.Lost == nil {
 		holdFor(ctx, h, started.Add(cfg.MinHold), cfg.Signals)
@@ -258,5 +301,81 @@ func holdFor(ctx context.Context, h *claim.Hold, until boottime.Instant, signals
 		}
 		t.Stop()
 		return
+	}
+}
+
+// suspend relays a stop of the command (Ctrl-Z on the terminal, which
+// signalled the command's group, not us) to the user's shell, and returns
+// once this process is continued, with the group continued too or, if the
+// hold can no longer be proven, with the reason (the group is then still
+// stopped, and the caller kills it).
+//
+// The order matters. First the whole job is SIGSTOPped (the group, and the
+// jobs of a shell run as the command: supervise.Child.SignalJob): members
+// that ignore SIGTSTP (or did not get it) must not run on while nothing
+// supervises them. Then the terminal comes back to our group, if the
+// command's group still has it (after bg the shell may have it). Then this
+// process stops its own group (supervise.SuspendSelf), which the shell
+// reports as a stopped job. Nothing renews the lease meanwhile, and nothing
+// in the command's group can act, so no one else can be handed the claim
+// while anything of ours runs.
+//
+// On continue, the group runs again only once the hold is proven afresh
+// before the deadline: a renewal acknowledged and the key read back
+// (claim.Hold.Verify). The terminal goes back to the command's group only
+// if ours has it, that is after fg rather than bg; after bg a command that
+// reads the terminal is stopped by SIGTTIN and suspended again.
+func suspend(h *claim.Hold, child *supervise.Child, tty *os.File, deadline func() boottime.Instant, logf func(string, ...any)) error {
+	_ = child.SignalJob(syscall.SIGSTOP)
+	own := syscall.Getpgrp()
+	if fg, err := supervise.ForegroundGroup(tty); err == nil && fg == child.Pid() {
+		if err := supervise.SetForeground(tty, own); err != nil {
+			logf("%v", err)
+		}
+	}
+	left := max(boottime.Until(deadline()), 0).Round(100 * time.Millisecond)
+	logf("suspended: claim %s is not renewed while suspended; it expires after its TTL (%v), so continue within %v or the command is killed when continued", h.Name, h.TTL, left)
+	supervise.SuspendSelf()
+
+	for {
+		d := deadline()
+		if !boottime.Now().Before(d) {
+			return fmt.Errorf("%w: the claim ran out while run was suspended (no renewal for %v)", claim.ErrNotHeld, boottime.Now().Sub(h.Expiry().Add(-h.TTL)).Round(time.Millisecond))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), boottime.Until(d))
+		err := h.Verify(ctx)
+		cancel()
+		if errors.Is(err, claim.ErrNotHeld) {
+			return fmt.Errorf("%w (found on continuing after a suspend)", err)
+		}
+		if err == nil && boottime.Now().Before(deadline()) {
+			break
+		}
+		time.Sleep(min(100*time.Millisecond, max(boottime.Until(d), 0)))
+	}
+	if fg, err := supervise.ForegroundGroup(tty); err == nil && fg == own {
+		if err := supervise.SetForeground(tty, child.Pid()); err != nil {
+			logf("%v", err)
+		}
+	}
+	_ = child.SignalJob(syscall.SIGCONT)
+	return nil
+}
+
+// takeTerminalBack makes our group the terminal's foreground group again
+// once the command has ended, if the command's group still has it (or a
+// group that no longer exists, such as a job of an interactive shell run as
+// the command that was killed with it). A terminal that another group has
+// (the user's shell, after bg) is left alone.
+func takeTerminalBack(tty *os.File, pgid int, logf func(string, ...any)) {
+	fg, err := supervise.ForegroundGroup(tty)
+	own := syscall.Getpgrp()
+	if err != nil || fg == own {
+		return
+	}
+	if fg == pgid || syscall.Kill(-fg, 0) == syscall.ESRCH {
+		if err := supervise.SetForeground(tty, own); err != nil {
+			logf("%v", err)
+		}
 	}
 }

@@ -26,6 +26,12 @@
 // here. In return the program must not reap children it did not start
 // (wait4(-1), or SIGCHLD set to SIG_IGN), or the child's status is lost.
 //
+// A child can be given the terminal (Spec.Terminal): its group becomes the
+// terminal's foreground group before it execs, its stops are reported
+// (Child.Stopped) so that the caller can relay job control, and the jobs it
+// starts in groups of their own in the same session (an interactive shell's)
+// are stopped and awaited with its group (strays.go).
+//
 // Linux only: Start relies on PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER and
 // waitid(P_PGID). On other platforms the package compiles, so that the rest
 // of claimctl does, but Start always fails (supervise_other.go).

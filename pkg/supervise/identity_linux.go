@@ -111,7 +111,7 @@ func cameThroughCommand(cur, below int, sup Identity) error {
 	return nil
 }
 
-type procInfo struct {
+type ancestorStat struct {
 	ppid  int
 	start uint64
 }
@@ -119,30 +119,30 @@ type procInfo struct {
 // readStat reads a process's parent and start time from /proc/PID/stat.
 // The command name (field 2) may hold spaces and parentheses, so the fields
 // are counted from the last ')'.
-func readProcStat(pid int) (procInfo, error) {
+func readProcStat(pid int) (ancestorStat, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return procInfo{}, err
+		return ancestorStat{}, err
 	}
 	s := string(b)
 	end := strings.LastIndexByte(s, ')')
 	if end < 0 {
-		return procInfo{}, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+		return ancestorStat{}, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
 	}
 	// Fields from 3 on: state ppid pgrp session tty_nr tpgid flags minflt
 	// cminflt majflt cmajflt utime stime cutime cstime priority nice
 	// num_threads itrealvalue starttime.
 	f := strings.Fields(s[end+1:])
 	if len(f) < 20 {
-		return procInfo{}, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+		return ancestorStat{}, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
 	}
 	ppid, err := strconv.Atoi(f[1])
 	if err != nil {
-		return procInfo{}, fmt.Errorf("/proc/%d/stat: ppid: %w", pid, err)
+		return ancestorStat{}, fmt.Errorf("/proc/%d/stat: ppid: %w", pid, err)
 	}
 	start, err := strconv.ParseUint(f[19], 10, 64)
 	if err != nil {
-		return procInfo{}, fmt.Errorf("/proc/%d/stat: starttime: %w", pid, err)
+		return ancestorStat{}, fmt.Errorf("/proc/%d/stat: starttime: %w", pid, err)
 	}
-	return procInfo{ppid: ppid, start: start}, nil
+	return ancestorStat{ppid: ppid, start: start}, nil
 }

@@ -25,6 +25,9 @@ const pollInterval = 10 * time.Millisecond
 type Child struct {
 	pid   int       // the direct child; also the process group ID
 	guard *guardian // nil without a guardian
+	tty   *os.File  // the terminal whose foreground group the child got, or nil
+
+	stopped chan struct{} // receives a value when the direct child stops
 
 	exited    chan struct{} // closed when the direct child has been reaped
 	groupDone chan struct{} // closed when the group is empty
@@ -163,10 +166,21 @@ func (p *Prepared) Start(env []string) (*Child, error) {
 		},
 	}
 	c := &Child{
+		stopped:   make(chan struct{}, 1),
 		guard:     p.guard,
 		exited:    make(chan struct{}),
 		groupDone: make(chan struct{}),
 		finished:  make(chan struct{}),
+	}
+	if IsForeground(spec.Terminal) {
+		// Decided now, not at Prepare: a run can be put in the background
+		// while it waits for its claim. The child makes its own group the
+		// foreground group between setpgid and execve, with every signal
+		// blocked (so the ioctl from the background does not raise
+		// SIGTTOU); Ctty is our descriptor for the terminal.
+		attr.Sys.Foreground = true
+		attr.Sys.Ctty = int(spec.Terminal.Fd())
+		c.tty = spec.Terminal
 	}
 	argv := append([]string{spec.Path}, spec.Args...)
 	started := make(chan error, 1)
@@ -175,6 +189,7 @@ func (p *Prepared) Start(env []string) (*Child, error) {
 	runtime.KeepAlive(spec.Stdin)
 	runtime.KeepAlive(spec.Stdout)
 	runtime.KeepAlive(spec.Stderr)
+	runtime.KeepAlive(spec.Terminal)
 	switch {
 	case err == nil:
 		return c, nil
@@ -256,12 +271,14 @@ func (c *Child) supervise(path string, argv []string, attr *syscall.ProcAttr, st
 // waitLeader sleeps until the direct child exits, reaping any orphaned
 // group members that exit meanwhile. It peeks with WNOWAIT and reaps under
 // the lock, so that a process ID is never freed while Signal might still
-// send to it.
+// send to it. It also wakes when a child of ours in the group stops or
+// continues, so that the direct child's stop is reported (Stopped) while it
+// happens; reapLocked consumes those reports.
 func (c *Child) waitLeader() {
 	idType := unix.P_PGID
 	for {
 		var info unix.Siginfo
-		err := unix.Waitid(idType, c.pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		err := unix.Waitid(idType, c.pid, &info, unix.WEXITED|unix.WSTOPPED|unix.WCONTINUED|unix.WNOWAIT, nil)
 		if err == syscall.EINTR {
 			continue
 		}
@@ -289,26 +306,45 @@ func (c *Child) waitLeader() {
 
 // reapLocked reaps every member of the group that is our child and has
 // exited, and the direct child even if it left the group, recording its
-// status when it comes up.
+// status when it comes up. Stop and continue reports of the same processes
+// are consumed on the way (else waitLeader's peek would return them
+// forever); the direct child stopping is passed on to Stopped.
 func (c *Child) reapLocked() {
+	const flags = syscall.WNOHANG | syscall.WUNTRACED | syscall.WCONTINUED
 	for {
 		var ws syscall.WaitStatus
-		pid, err := syscall.Wait4(-c.pid, &ws, syscall.WNOHANG, nil)
+		pid, err := syscall.Wait4(-c.pid, &ws, flags, nil)
 		if err == syscall.EINTR {
 			continue
 		}
 		if err != nil || pid <= 0 {
 			break
 		}
-		if pid == c.pid {
-			c.setExitedLocked(statusOf(ws))
-		}
+		c.recordLocked(pid, ws)
 	}
-	if !c.leaderGone {
+	for !c.leaderGone {
 		var ws syscall.WaitStatus
-		if pid, _ := syscall.Wait4(c.pid, &ws, syscall.WNOHANG, nil); pid == c.pid {
-			c.setExitedLocked(statusOf(ws))
+		pid, _ := syscall.Wait4(c.pid, &ws, flags, nil)
+		if pid != c.pid {
+			break
 		}
+		c.recordLocked(pid, ws)
+	}
+}
+
+// recordLocked takes in one wait report of pid.
+func (c *Child) recordLocked(pid int, ws syscall.WaitStatus) {
+	switch {
+	case ws.Stopped():
+		if pid == c.pid {
+			select {
+			case c.stopped <- struct{}{}:
+			default:
+			}
+		}
+	case ws.Continued():
+	case pid == c.pid:
+		c.setExitedLocked(statusOf(ws))
 	}
 }
 
@@ -334,6 +370,16 @@ func (c *Child) checkEmpty() bool {
 	c.reapLocked()
 	// EPERM means members exist that we may not signal: not empty.
 	if err := syscall.Kill(-c.pid, 0); err == syscall.ESRCH {
+		if strays := c.straysLocked(); len(strays) > 0 {
+			// The group is gone but jobs it started outside it are not:
+			// not done yet. The group ID is not signalled any more.
+			if c.killing {
+				for _, pid := range strays {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+			return false
+		}
 		c.empty = true
 		if c.killTimer != nil {
 			c.killTimer.Stop()
@@ -342,6 +388,7 @@ func (c *Child) checkEmpty() bool {
 	}
 	if c.killing {
 		_ = syscall.Kill(-c.pid, syscall.SIGKILL)
+		c.signalStraysLocked(syscall.SIGKILL)
 	}
 	return false
 }
@@ -350,6 +397,23 @@ func (c *Child) checkEmpty() bool {
 // group ID.
 func (c *Child) Pid() int {
 	return c.pid
+}
+
+// Foreground reports whether the child's group was made the foreground
+// group of Spec.Terminal when it started.
+func (c *Child) Foreground() bool {
+	return c.tty != nil
+}
+
+// Stopped receives a value when the direct child has stopped (SIGTSTP from
+// the terminal's Ctrl-Z, SIGTTIN, SIGSTOP), however often; reports that
+// come while an earlier one is not yet received are merged. It is how a
+// caller that gave the child the terminal learns that the user suspended
+// the job: the terminal signalled the child's group, not this process.
+// Nothing is done about a stop here; the other members of the group may
+// still be running.
+func (c *Child) Stopped() <-chan struct{} {
+	return c.stopped
 }
 
 // Signal sends sig to the whole process group, so that grandchildren get
@@ -381,7 +445,8 @@ func (c *Child) Exited() <-chan struct{} {
 }
 
 // GroupDone is closed when the direct child has exited and nothing is left
-// in its process group, not even a zombie. Only then may the claim be
+// in its process group, not even a zombie, nor, for a child that got the
+// terminal, any live stray (see strays.go). Only then may the claim be
 // released. Emptiness is polled every 10ms after the direct child exits.
 func (c *Child) GroupDone() <-chan struct{} {
 	return c.groupDone
@@ -425,6 +490,8 @@ func (c *Child) StopAt(killAt time.Time) {
 	}
 	_ = c.signalLocked(syscall.SIGTERM)
 	_ = c.signalLocked(syscall.SIGCONT)
+	c.signalStraysLocked(syscall.SIGTERM)
+	c.signalStraysLocked(syscall.SIGCONT)
 	if c.killTimer == nil || killAt.Before(c.killAt) {
 		if c.killTimer != nil {
 			c.killTimer.Stop()
@@ -448,6 +515,21 @@ func (c *Child) Kill() {
 func (c *Child) killLocked() {
 	c.killing = true
 	_ = c.signalLocked(syscall.SIGKILL)
+	c.signalStraysLocked(syscall.SIGKILL)
+}
+
+// SignalJob is Signal for the whole job: the group and, for a child that
+// got the terminal, its strays (see strays.go), the jobs of a shell run as
+// the command. A caller suspending the command uses it, so that no job of
+// the command runs on while nothing supervises it.
+func (c *Child) SignalJob(sig syscall.Signal) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.empty {
+		return nil
+	}
+	c.signalStraysLocked(sig)
+	return c.signalLocked(sig)
 }
 
 // Wait blocks until the group is empty and the guardian has stood down and

@@ -4,6 +4,7 @@ package supervise
 
 import (
 	"errors"
+	"os"
 	"syscall"
 	"time"
 )
@@ -53,6 +54,27 @@ func (p *Prepared) Close() {}
 
 // Pid is 0: there is no child.
 func (c *Child) Pid() int { return 0 }
+
+// Foreground is false: no child was given a terminal.
+func (c *Child) Foreground() bool { return false }
+
+// Stopped never receives.
+func (c *Child) Stopped() <-chan struct{} { return nil }
+
+// ForegroundGroup fails off Linux.
+func ForegroundGroup(tty *os.File) (int, error) { return 0, errUnsupported }
+
+// IsForeground is false off Linux: nothing is ever handed a terminal.
+func IsForeground(tty *os.File) bool { return false }
+
+// SetForeground fails off Linux.
+func SetForeground(tty *os.File, pgid int) error { return errUnsupported }
+
+// SuspendSelf does nothing off Linux.
+func SuspendSelf() {}
+
+// SignalJob fails: there is no group to signal.
+func (c *Child) SignalJob(sig syscall.Signal) error { return errUnsupported }
 
 // Signal fails: there is no group to signal.
 func (c *Child) Signal(sig syscall.Signal) error { return errUnsupported }

@@ -615,3 +615,35 @@ func TestPreparedButNeverStartedLeavesNothing(t *testing.T) {
 		t.Fatal("a closed prepared command started")
 	}
 }
+
+// TestStoppedReportsTheDirectChildStopping: the direct child stopping is
+// reported on Stopped each time it happens, a grandchild stopping is not,
+// and the group goes on to exit normally once continued. Without the stop
+// reports a run could not relay a terminal's Ctrl-Z.
+func TestStoppedReportsTheDirectChildStopping(t *testing.T) {
+	dir := t.TempDir()
+	c := mustStart(t, shell(`sleep 30 & echo $! > "$1"; kill -STOP $!; kill -STOP $$; kill -STOP $$; kill $!; exit 4`, filepath.Join(dir, "pid")))
+	grandchild := readPid(t, filepath.Join(dir, "pid"))
+	for i := 1; i <= 2; i++ {
+		select {
+		case <-c.Stopped():
+		case <-time.After(waitTimeout):
+			t.Fatalf("stop %d of the direct child was not reported within %v (state %c)", i, waitTimeout, func() byte { s, _, _ := procStat(c.Pid()); return s }())
+		}
+		eventually(t, waitTimeout, "the direct child to be stopped", func() bool { s, _, _ := procStat(c.Pid()); return s == 'T' })
+		if err := c.Signal(syscall.SIGCONT); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := finish(t, c); st.Code != 4 {
+		t.Fatalf("status %v after two stops and continues, want exit code 4", st)
+	}
+	select {
+	case <-c.Stopped():
+		t.Fatal("Stopped reported a stop that did not happen (the grandchild's, or a continue)")
+	default:
+	}
+	if alive(grandchild) {
+		t.Fatal("grandchild still alive")
+	}
+}
