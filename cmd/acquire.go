@@ -126,7 +126,7 @@ func refuseAncestor(ctx context.Context, f *Factory, c *claim.Client, name strin
 	}
 	a, _, err := f.findAncestorHold(ctx, c, name)
 	if err != nil || a == nil {
-		return err
+		return flags.conflict(err)
 	}
 	return flags.conflict(ancestorBusyError(name, a, "use the enclosing hold: its token is in $CLAIMCTL_TOKEN, and a nested 'claimctl run "+name+"' joins it"))
 }

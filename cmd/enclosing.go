@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -94,7 +95,13 @@ func (f *Factory) findAncestorHold(ctx context.Context, c *claim.Client, name st
 		for _, inner := range holds[i+1:] {
 			via = append(via, inner.Supervisor)
 		}
-		if err := h.Supervisor.Covers(via...); err != nil {
+		if err := h.Supervisor.Covers(via...); errors.Is(err, supervise.ErrOtherGroup) {
+			// A job of an interactive shell under that run: the run would
+			// not stop it, so it cannot join, and the run waits for it, so
+			// waiting for the claim would wait on an ancestor.
+			return nil, false, &ancestorBusy{msg: fmt.Sprintf("claim %s is held by an enclosing claimctl run (pid %d, fencing token %d), but %v, so it cannot join that hold, and waiting would wait on an ancestor; run it in the enclosing command's process group (for example without job control: set +m)",
+				name, h.Supervisor.PID, h.Token.Revision, err)}
+		} else if err != nil {
 			if !f.Quiet {
 				fmt.Fprintf(f.IO.ErrOut, "claimctl: note: %s names a hold of %s (fencing token %d), but %v; taking a hold of its own\n",
 					holdsVar, name, h.Token.Revision, err)

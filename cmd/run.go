@@ -168,7 +168,7 @@ func runInside(opts *RunOptions, cfg *Config) error {
 	a, gone, err := f.findAncestorHold(opts.cmd.Context(), c, opts.Name)
 	switch {
 	case err != nil:
-		return err
+		return opts.Acquire.conflict(err)
 	case gone:
 		return withCode(ExitNotHeld, fmt.Errorf("run %s: %w: the enclosing run's hold has ended (its claim was lost, and that run is stopping its command); the command was not started", opts.Name, claim.ErrNotHeld))
 	case a == nil:

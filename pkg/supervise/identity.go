@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -17,6 +18,12 @@ type Identity struct {
 	PID   int
 	Start uint64
 }
+
+// ErrOtherGroup is wrapped by Identity.Covers when the caller descends from
+// the supervisor in its session but through a process group of its own
+// (a job-control shell's job): not covered, yet the supervisor may wait for
+// it, so it must not wait for the supervisor's claim either.
+var ErrOtherGroup = errors.New("left the command's process group")
 
 // String formats the identity as PID:START.
 func (id Identity) String() string {

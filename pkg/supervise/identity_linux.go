@@ -106,7 +106,7 @@ func cameThroughCommand(cur, below int, sup Identity) error {
 	}
 	cmdGroup, err := unix.Getpgid(below)
 	if err != nil || cmdGroup == supGroup || cmdGroup != group {
-		return fmt.Errorf("this process left the process group of the command of the run with pid %d (setpgid, or a job-control shell's job)", sup.PID)
+		return fmt.Errorf("this process %w of the run with pid %d (setpgid, or a job-control shell's job)", ErrOtherGroup, sup.PID)
 	}
 	return nil
 }
