@@ -225,10 +225,10 @@ func TestRecipeScriptHoldsAcrossStepsAndReleases(t *testing.T) {
 		t.Fatalf("script: exit %d, runs %d/%d: %s", code, r.runs("step-one"), r.runs("step-two"), out)
 	}
 	if out, _ := r.sh("claimctl status migrate-db"); !strings.Contains(out, "is free") {
-		t.Fatalf("the trap did not release the claim:\n%s", out)
+		t.Fatalf("the script did not release the claim:\n%s", out)
 	}
 	// Cancelled in the middle, as CI cancels a job (SIGTERM to its process
-	// group): the trap still releases.
+	// group): run still releases.
 	cmd := exec.Command("sh", script)
 	cmd.Dir, cmd.Env = r.dir, append(r.env, "STANDIN_SLEEP=5")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
