@@ -156,8 +156,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		// SIGTTOU, which would stop this process while the command runs
 		// on; ignored, the write goes through. Ignoring it only after the
 		// start keeps the command from inheriting the ignored signal.
-		signal.Ignore(syscall.SIGTTOU)
-		defer signal.Reset(syscall.SIGTTOU)
+		signal.Ignore(sigTTOU)
+		defer signal.Reset(sigTTOU)
 		stopped = child.Stopped()
 	}
 	started := boottime.Now()
@@ -250,7 +250,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		case <-stopped:
 			if res.Lost != nil || stopping {
 				// Already stopping: let it end, never wait for fg.
-				_ = child.Signal(syscall.SIGCONT)
+				_ = child.Signal(sigCONT)
 				break
 			}
 			if lost := suspend(h, child, cfg.Terminal, deadline, logf); lost != nil {
@@ -326,8 +326,8 @@ func holdFor(ctx context.Context, h *claim.Hold, until boottime.Instant, signals
 // if ours has it, that is after fg rather than bg; after bg a command that
 // reads the terminal is stopped by SIGTTIN and suspended again.
 func suspend(h *claim.Hold, child *supervise.Child, tty *os.File, deadline func() boottime.Instant, logf func(string, ...any)) error {
-	_ = child.SignalJob(syscall.SIGSTOP)
-	own := syscall.Getpgrp()
+	_ = child.SignalJob(sigSTOP)
+	own := ownGroup()
 	if fg, err := supervise.ForegroundGroup(tty); err == nil && fg == child.Pid() {
 		if err := supervise.SetForeground(tty, own); err != nil {
 			logf("%v", err)
@@ -358,7 +358,7 @@ func suspend(h *claim.Hold, child *supervise.Child, tty *os.File, deadline func(
 			logf("%v", err)
 		}
 	}
-	_ = child.SignalJob(syscall.SIGCONT)
+	_ = child.SignalJob(sigCONT)
 	return nil
 }
 
@@ -369,11 +369,11 @@ func suspend(h *claim.Hold, child *supervise.Child, tty *os.File, deadline func(
 // (the user's shell, after bg) is left alone.
 func takeTerminalBack(tty *os.File, pgid int, logf func(string, ...any)) {
 	fg, err := supervise.ForegroundGroup(tty)
-	own := syscall.Getpgrp()
+	own := ownGroup()
 	if err != nil || fg == own {
 		return
 	}
-	if fg == pgid || syscall.Kill(-fg, 0) == syscall.ESRCH {
+	if fg == pgid || groupGone(fg) {
 		if err := supervise.SetForeground(tty, own); err != nil {
 			logf("%v", err)
 		}
