@@ -29,7 +29,12 @@ func splitRunArgs(cmd *cobra.Command, args []string) (name string, command []str
 	fl := cmd.Flags()
 	name, rest := args[0], args[1:]
 	if fl.ArgsLenAtDash() == 0 {
+		// "run -- NAME CMD": no flags after NAME; a second "--" may still
+		// separate NAME from the command.
 		command = rest
+		if len(command) > 0 && command[0] == "--" {
+			command = command[1:]
+		}
 	} else {
 		// Interspersed parsing is off, so Parse stops at the first argument
 		// that is not a flag or a flag's value, and at "--": what is left
