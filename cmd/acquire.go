@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -11,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/claimctl/claimctl/pkg/claim"
+	"github.com/claimctl/claimctl/pkg/eventlog"
 )
 
 // AcquireOptions are the inputs of `claimctl acquire`.
@@ -80,6 +82,9 @@ func acquireRun(opts *AcquireOptions) error {
 	defer stop()
 	wctx, cancel := opts.Acquire.waitContext(ctx)
 	defer cancel()
+	holder := opts.Acquire.holder()
+	f.describeContender(opts.Name, holder)
+	f.waitStarted = time.Now()
 	reporter := newWaitReporter(f, opts.Name)
 	hold, err := c.Acquire(wctx, claim.AcquireOptions{
 		Name:        opts.Name,
@@ -87,13 +92,15 @@ func acquireRun(opts *AcquireOptions) error {
 		Limit:       opts.Acquire.Limit,
 		Slots:       opts.Acquire.Slots,
 		NonBlocking: opts.Acquire.NonBlock,
-		Holder:      opts.Acquire.holder(),
+		Holder:      holder,
 		Progress:    reporter.report,
 	})
 	reporter.finish()
 	if err != nil {
 		return opts.Acquire.conflict(err)
 	}
+	f.heldSince = time.Now()
+	f.describeHold(hold)
 	if err := hold.RecordAcquired(opts.cmd.Context()); err != nil {
 		_ = hold.Release() // the key is gone; do not leave its lease behind
 		return fmt.Errorf("acquire %s: %w", opts.Name, err)
@@ -110,10 +117,22 @@ func acquireRun(opts *AcquireOptions) error {
 		}
 		return fmt.Errorf("could not print the token: %v; the claim was released", err)
 	}
-	if f.IO.IsStderrTTY() && !f.Quiet && opts.Output == "text" {
-		fmt.Fprintf(f.IO.ErrOut, "claimctl: acquired %s (fencing token %d, TTL %v)\n", hold.Name, hold.Revision, hold.TTL)
-	}
+	f.logAcquired(hold, f.IO.IsStderrTTY() && opts.Output == "text")
 	return nil
+}
+
+// logAcquired logs a verified hold; visible says whether the text log
+// shows it (acquire on a terminal: the token went to stdout).
+func (f *Factory) logAcquired(h *claim.Hold, visible bool) {
+	waited := f.heldSince.Sub(f.waitStarted)
+	msg := fmt.Sprintf("acquired %s (fencing token %d, TTL %v", h.Name, h.Revision, h.TTL)
+	if h.Limit > 1 || h.SlotName != "" {
+		msg += ", slot " + slotString(h.Slot, h.SlotName)
+	}
+	if waited >= time.Second {
+		msg += fmt.Sprintf(", after waiting %v", waited.Round(100*time.Millisecond))
+	}
+	f.event(visible, slog.LevelInfo, eventlog.Acquired, msg+")", ms(eventlog.KeyWaitedMS, waited))
 }
 
 // refuseAncestor fails at once, with the busy code, when a run this process

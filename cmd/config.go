@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/claimctl/claimctl/pkg/claim"
+	"github.com/claimctl/claimctl/pkg/eventlog"
 )
 
 // Config is claimctl's configuration after flags, environment, config file
@@ -37,6 +38,7 @@ type Config struct {
 	PasswordFile   string
 	TTL            time.Duration
 	Color          string
+	LogFormat      string
 
 	// File is the config file that was read, or "".
 	File string
@@ -73,6 +75,7 @@ var settings = []setting{
 	{"password-file", "", "", ""},
 	{"ttl", 60 * time.Second, "", ""},
 	{"color", "auto", "", ""},
+	{"log-format", eventlog.Text, "", ""},
 }
 
 // envName returns the CLAIMCTL_* variable for a setting.
@@ -147,13 +150,16 @@ func loadConfig(flags *pflag.FlagSet, configPath string, getenv func(string) str
 		key string
 		dst *string
 	}{{"prefix", &cfg.Prefix}, {"cacert", &cfg.CACert}, {"cert", &cfg.Cert}, {"key", &cfg.Key},
-		{"user", &cfg.User}, {"password", &cfg.Password}, {"password-file", &cfg.PasswordFile}, {"color", &cfg.Color}} {
+		{"user", &cfg.User}, {"password", &cfg.Password}, {"password-file", &cfg.PasswordFile}, {"color", &cfg.Color}, {"log-format", &cfg.LogFormat}} {
 		if *s.dst, err = str(v.Get(s.key)); err != nil {
 			return nil, valueError(s.key, get(s.key), err)
 		}
 	}
 	if !slices.Contains([]string{"auto", "always", "never"}, cfg.Color) {
 		return nil, valueError("color", get("color"), fmt.Errorf("%q is not auto, always or never", cfg.Color))
+	}
+	if !slices.Contains(eventlog.Formats, cfg.LogFormat) {
+		return nil, valueError("log-format", get("log-format"), fmt.Errorf("%q is not text or json", cfg.LogFormat))
 	}
 	for key, dst := range map[string]*time.Duration{"dial-timeout": &cfg.DialTimeout, "command-timeout": &cfg.CommandTimeout, "ttl": &cfg.TTL} {
 		if *dst, err = duration(v.Get(key)); err != nil {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	"github.com/claimctl/claimctl/pkg/claim"
+	"github.com/claimctl/claimctl/pkg/eventlog"
 	"github.com/claimctl/claimctl/pkg/supervise"
 )
 
@@ -102,10 +104,8 @@ func (f *Factory) findAncestorHold(ctx context.Context, c *claim.Client, name st
 			return nil, false, &ancestorBusy{msg: fmt.Sprintf("claim %s is held by an enclosing claimctl run (pid %d, fencing token %d), but %v, so it cannot join that hold, and waiting would wait on an ancestor; run it in the enclosing command's process group (for example without job control: set +m)",
 				name, h.Supervisor.PID, h.Token.Revision, err)}
 		} else if err != nil {
-			if !f.Quiet {
-				fmt.Fprintf(f.IO.ErrOut, "claimctl: note: %s names a hold of %s (fencing token %d), but %v; taking a hold of its own\n",
-					holdsVar, name, h.Token.Revision, err)
-			}
+			f.event(true, slog.LevelInfo, eventlog.Notice, fmt.Sprintf("note: %s names a hold of %s (fencing token %d), but %v; taking a hold of its own",
+				holdsVar, name, h.Token.Revision, err))
 			return nil, false, nil
 		}
 		proof, err := c.ProveEnclosing(ctx, h.Token)

@@ -122,7 +122,7 @@ func configError(err error) error { return withCode(ExitConfig, err) }
 type signalError struct{ sig syscall.Signal }
 
 func (e signalError) Error() string {
-	return fmt.Sprintf("interrupted by signal %s", signalName(e.sig))
+	return fmt.Sprintf("interrupted by signal %s", supervise.SignalName(e.sig))
 }
 
 // exitCode maps an error to the process exit code. It is the one place that

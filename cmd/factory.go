@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -28,11 +29,21 @@ type Factory struct {
 	Build  BuildInfo
 	Getenv func(string) string
 
-	// ConfigPath and Quiet are bound to global flags.
-	ConfigPath string
-	Quiet      bool
+	// ConfigPath, Quiet and LogFormatFlag are bound to global flags.
+	ConfigPath    string
+	Quiet         bool
+	LogFormatFlag string
 
 	cfg *Config
+
+	// The event log (see Log) and what every record says.
+	log           *slog.Logger
+	logFormatUsed string
+	logColor      bool
+	logFields     []any
+	// waitStarted and heldSince time the claim, for the log's waited_ms and
+	// held_ms: when the acquire began and when the hold was verified.
+	waitStarted, heldSince time.Time
 	// connFailed is set when an etcd connection is closed while every
 	// attempt to connect had failed (gRPC's TRANSIENT_FAILURE), as opposed
 	// to still connecting or connected but unanswered.

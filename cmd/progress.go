@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/fatih/color"
 
 	"github.com/claimctl/claimctl/pkg/claim"
+	"github.com/claimctl/claimctl/pkg/eventlog"
 	"github.com/claimctl/claimctl/pkg/iostreams"
 )
 
@@ -21,12 +23,17 @@ const ciInterval = 30 * time.Second
 // for how long, and how many are ahead. On a terminal it keeps one status
 // line redrawn in place every second; elsewhere (CI logs) it prints a plain
 // line when waiting starts, whenever the queue changes, and every 30s; -q
-// silences it.
+// silences it. With --log-format json it logs a waiting event when waiting
+// starts and a queue_changed event on each change instead, and draws
+// nothing.
 type waitReporter struct {
+	f     *Factory
 	io    *iostreams.IOStreams
 	name  string
 	quiet bool
 	tty   bool
+	json  bool
+	seen  bool // json: waiting was logged
 
 	mu      sync.Mutex
 	started time.Time
@@ -37,11 +44,15 @@ type waitReporter struct {
 }
 
 func newWaitReporter(f *Factory, name string) *waitReporter {
-	return &waitReporter{io: f.IO, name: name, quiet: f.Quiet, tty: f.IO.IsStderrTTY()}
+	return &waitReporter{f: f, io: f.IO, name: name, quiet: f.Quiet, tty: f.IO.IsStderrTTY(), json: f.jsonLog()}
 }
 
 // report is the claim.AcquireOptions.Progress callback.
 func (w *waitReporter) report(q claim.QueueState) {
+	if w.json {
+		w.logQueue(q)
+		return
+	}
 	if w.quiet {
 		return
 	}
@@ -87,6 +98,20 @@ func (w *waitReporter) printLocked() {
 		return
 	}
 	fmt.Fprintf(w.io.ErrOut, "claimctl: %s\n", text)
+}
+
+// logQueue logs where the waiter stands (JSON only: the text log has the
+// status line).
+func (w *waitReporter) logQueue(q claim.QueueState) {
+	event := eventlog.QueueChanged
+	if !w.seen {
+		event, w.seen = eventlog.Waiting, true
+	}
+	attrs := []slog.Attr{slog.Int(eventlog.KeyAhead, q.Ahead)}
+	if len(q.Holders) > 0 {
+		attrs = append(attrs, slog.String(eventlog.KeyHeldBy, q.Holders[0].OwnerString()))
+	}
+	w.f.event(false, slog.LevelInfo, event, fmt.Sprintf("waiting for %s: %s", w.name, describeQueue(q, time.Now())), attrs...)
 }
 
 // done stops the reporter and clears the status line, so that whatever is

@@ -2,11 +2,13 @@ package cmd
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/claimctl/claimctl/pkg/claim"
+	"github.com/claimctl/claimctl/pkg/eventlog"
 )
 
 // ReleaseOptions are the inputs of `claimctl release`.
@@ -77,6 +79,7 @@ func releaseRun(opts *ReleaseOptions) error {
 	if err != nil {
 		return err
 	}
+	f.describe(slog.String(eventlog.KeyClaim, tok.Name), slog.Int64(eventlog.KeyFencingToken, tok.Revision))
 	c, closeEtcd, err := f.Claims(opts.cmd)
 	if err != nil {
 		return err
@@ -92,9 +95,7 @@ func releaseRun(opts *ReleaseOptions) error {
 			Released     bool   `json:"released"`
 		}{tok.Name, tok.Revision, true})
 	}
-	if f.IO.IsStderrTTY() && !f.Quiet {
-		fmt.Fprintf(f.IO.ErrOut, "claimctl: released %s (fencing token %d)\n", tok.Name, tok.Revision)
-	}
+	f.event(f.IO.IsStderrTTY(), slog.LevelInfo, eventlog.Released, fmt.Sprintf("released %s (fencing token %d)", tok.Name, tok.Revision))
 	return nil
 }
 
@@ -108,6 +109,7 @@ func forceReleaseRun(opts *ReleaseOptions) error {
 		return err
 	}
 	defer closeEtcd()
+	f.describe(slog.String(eventlog.KeyClaim, opts.Arg))
 	by := adminName()
 	removed, err := c.ForceRelease(opts.cmd.Context(), opts.Arg, by)
 	if err != nil {
@@ -128,12 +130,17 @@ func forceReleaseRun(opts *ReleaseOptions) error {
 	}
 	// Forcing is an administrative act: say what was done even with -q.
 	if len(removed) == 0 {
-		fmt.Fprintf(f.IO.ErrOut, "claimctl: %s had no holder; nothing was removed\n", opts.Arg)
+		f.event(true, slog.LevelWarn, eventlog.Notice, fmt.Sprintf("%s had no holder; nothing was removed", opts.Arg))
 		return nil
 	}
 	for _, e := range removed {
-		fmt.Fprintf(f.IO.ErrOut, "claimctl: forced release of %s by %s: removed holder %s (fencing token %d, lease %x)\n",
-			opts.Arg, by, e.OwnerString(), e.CreateRevision, e.Lease)
+		owner := ""
+		if e.Holder != nil {
+			owner = e.Holder.Owner
+		}
+		f.event(true, slog.LevelWarn, eventlog.Released, fmt.Sprintf("forced release of %s by %s: removed holder %s (fencing token %d, lease %x)",
+			opts.Arg, by, e.OwnerString(), e.CreateRevision, e.Lease),
+			slog.String(eventlog.KeyForcedBy, by), slog.String(eventlog.KeyOwner, owner), slog.Int64(eventlog.KeyFencingToken, e.CreateRevision))
 	}
 	return nil
 }

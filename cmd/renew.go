@@ -2,11 +2,13 @@ package cmd
 
 import (
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/claimctl/claimctl/pkg/claim"
+	"github.com/claimctl/claimctl/pkg/eventlog"
 )
 
 // RenewOptions are the inputs of `claimctl renew`.
@@ -67,6 +69,7 @@ func renewRun(opts *RenewOptions) error {
 	if err != nil {
 		return err
 	}
+	f.describe(slog.String(eventlog.KeyClaim, tok.Name), slog.Int64(eventlog.KeyFencingToken, tok.Revision))
 	c, closeEtcd, err := f.Claims(opts.cmd)
 	if err != nil {
 		return err
@@ -84,8 +87,6 @@ func renewRun(opts *RenewOptions) error {
 			TTLSeconds   int64  `json:"ttl_seconds"`
 		}{tok.Name, tok.Revision, fmt.Sprintf("%x", tok.Lease), int64(res.TTL / time.Second)})
 	}
-	if f.IO.IsStderrTTY() && !f.Quiet {
-		fmt.Fprintf(f.IO.ErrOut, "claimctl: renewed %s (fencing token %d) for %v\n", tok.Name, tok.Revision, res.TTL)
-	}
+	f.event(f.IO.IsStderrTTY(), slog.LevelInfo, eventlog.Renewed, fmt.Sprintf("renewed %s (fencing token %d) for %v", tok.Name, tok.Revision, res.TTL))
 	return nil
 }

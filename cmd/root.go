@@ -6,13 +6,11 @@ package cmd
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 
-	"github.com/fatih/color"
 	"github.com/spf13/cobra"
 
 	"github.com/claimctl/claimctl/pkg/iostreams"
@@ -47,14 +45,12 @@ func Run(ctx context.Context, build BuildInfo, streams *iostreams.IOStreams, get
 	err = f.explainTLS(err)
 	var flagErr *flagError
 	if errors.As(err, &flagErr) || isCobraUsageError(err) {
-		fmt.Fprintf(streams.ErrOut, "claimctl: %v\nRun 'claimctl --help' for usage.\n", err)
+		f.logExit(err, ExitUsage, true)
 		return ExitUsage
 	}
-	if !isQuiet(err) {
-		prefix := iostreams.Paint(streams.ColorErr(), "claimctl:", color.FgRed, color.Bold)
-		fmt.Fprintf(streams.ErrOut, "%s %s\n", prefix, err)
-	}
-	return exitCode(err)
+	code := exitCode(err)
+	f.logExit(err, code, false)
+	return code
 }
 
 // flagError marks errors from flag parsing, which are reported with a hint
@@ -113,6 +109,7 @@ exit codes.`,
 	pf.String("password", "", "etcd password (prefer --password-file or CLAIMCTL_PASSWORD)")
 	pf.String("password-file", "", "read the etcd password from this file")
 	pf.String("color", "auto", "colour: auto, always or never")
+	pf.StringVar(&f.LogFormatFlag, "log-format", "text", "stderr messages as text, or as json: one event per line (docs/json.md)")
 	pf.BoolVarP(&f.Quiet, "quiet", "q", false, "no messages on stderr except errors")
 
 	root.AddCommand(

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/claimctl/claimctl/pkg/claim"
+	"github.com/claimctl/claimctl/pkg/eventlog"
 	"github.com/claimctl/claimctl/pkg/runner"
 	"github.com/claimctl/claimctl/pkg/supervise"
 )
@@ -229,6 +231,9 @@ func runFresh(opts *RunOptions, cfg *Config, c *claim.Client) error {
 	wctx, stopTimer := opts.Acquire.waitContext(ictx)
 	defer stopTimer()
 	interrupted := cancelOnSignal(signals, cancel)
+	holder := opts.Acquire.holder()
+	f.describeContender(opts.Name, holder)
+	f.waitStarted = time.Now()
 	reporter := newWaitReporter(f, opts.Name)
 	hold, err := c.Acquire(wctx, claim.AcquireOptions{
 		Name:        opts.Name,
@@ -236,7 +241,7 @@ func runFresh(opts *RunOptions, cfg *Config, c *claim.Client) error {
 		Limit:       opts.Acquire.Limit,
 		Slots:       opts.Acquire.Slots,
 		NonBlocking: opts.Acquire.NonBlock,
-		Holder:      opts.Acquire.holder(),
+		Holder:      holder,
 		Progress:    reporter.report,
 	})
 	reporter.finish()
@@ -244,6 +249,9 @@ func runFresh(opts *RunOptions, cfg *Config, c *claim.Client) error {
 	if err != nil {
 		return opts.Acquire.conflict(err)
 	}
+	f.heldSince = time.Now()
+	f.describeHold(hold)
+	f.logAcquired(hold, false)
 	if sig != nil {
 		// The signal came as the wait ended: honour it, before the command
 		// starts.
@@ -267,15 +275,14 @@ func runFresh(opts *RunOptions, cfg *Config, c *claim.Client) error {
 		MinHold:    opts.MinHold,
 		Terminal:   f.IO.InFile,
 		Signals:    signals,
-		Logf: func(format string, args ...any) {
-			fmt.Fprintf(f.IO.ErrOut, "claimctl: "+format+"\n", args...)
-		},
+		Log:        f.Log(),
+		HeldSince:  f.heldSince,
 	})
 	if err != nil {
 		return err
 	}
 	if res.ReleaseErr != nil {
-		fmt.Fprintf(f.IO.ErrOut, "claimctl: the command finished, but releasing %s failed (it frees itself within %v): %v\n", opts.Name, hold.TTL, res.ReleaseErr)
+		f.event(true, slog.LevelWarn, eventlog.Notice, fmt.Sprintf("the command finished, but releasing %s failed (it frees itself within %v): %v", opts.Name, hold.TTL, res.ReleaseErr))
 	}
 	switch {
 	case res.Lost != nil && !res.Started:
@@ -378,7 +385,7 @@ func refuseSuspend(f *Factory) func() {
 		for {
 			select {
 			case <-ch:
-				fmt.Fprintln(f.IO.ErrOut, "claimctl: run cannot be suspended: a stopped claimctl could not stop the command in time if the claim were lost; the command goes on (Ctrl-C stops it)")
+				f.event(true, slog.LevelWarn, eventlog.Notice, "run cannot be suspended: a stopped claimctl could not stop the command in time if the claim were lost; the command goes on (Ctrl-C stops it)")
 			case <-done:
 				return
 			}

@@ -3,7 +3,6 @@
 package cmd
 
 import (
-	"fmt"
 	"os"
 	"syscall"
 )
@@ -19,16 +18,3 @@ var suspendSignals = []os.Signal{syscall.SIGTSTP}
 // isWinch reports whether sig is SIGWINCH, which a window resize sends and
 // which must not end a wait.
 func isWinch(sig syscall.Signal) bool { return sig == syscall.SIGWINCH }
-
-// signalName returns "TERM" for SIGTERM and so on.
-func signalName(sig syscall.Signal) string {
-	names := map[syscall.Signal]string{
-		syscall.SIGHUP: "HUP", syscall.SIGINT: "INT", syscall.SIGQUIT: "QUIT", syscall.SIGKILL: "KILL",
-		syscall.SIGTERM: "TERM", syscall.SIGUSR1: "USR1", syscall.SIGUSR2: "USR2", syscall.SIGPIPE: "PIPE",
-		syscall.SIGALRM: "ALRM", syscall.SIGWINCH: "WINCH",
-	}
-	if n, ok := names[sig]; ok {
-		return n
-	}
-	return fmt.Sprintf("%d", int(sig))
-}

@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"fmt"
 	"os"
 	"syscall"
 )
@@ -16,16 +15,3 @@ var suspendSignals []os.Signal
 
 // isWinch is false: Windows has no SIGWINCH.
 func isWinch(sig syscall.Signal) bool { return false }
-
-// signalName returns "TERM" for SIGTERM and so on. Windows has no names of
-// its own; these are the POSIX signals Go defines there.
-func signalName(sig syscall.Signal) string {
-	names := map[syscall.Signal]string{
-		syscall.SIGHUP: "HUP", syscall.SIGINT: "INT", syscall.SIGQUIT: "QUIT", syscall.SIGKILL: "KILL",
-		syscall.SIGTERM: "TERM", syscall.SIGPIPE: "PIPE", syscall.SIGALRM: "ALRM",
-	}
-	if n, ok := names[sig]; ok {
-		return n
-	}
-	return fmt.Sprintf("%d", int(sig))
-}

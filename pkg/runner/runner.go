@@ -40,6 +40,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -47,6 +48,7 @@ import (
 
 	"github.com/claimctl/claimctl/pkg/boottime"
 	"github.com/claimctl/claimctl/pkg/claim"
+	"github.com/claimctl/claimctl/pkg/eventlog"
 	"github.com/claimctl/claimctl/pkg/supervise"
 )
 
@@ -76,9 +78,13 @@ type Config struct {
 	Terminal *os.File
 	// Signals are forwarded to the child's process group.
 	Signals <-chan os.Signal
-	// Logf reports what the runner does (claim lost, child stopped); nil is
-	// silent.
-	Logf func(format string, args ...any)
+	// Log receives the run's events (pkg/eventlog): the command started
+	// and exited, renewals failing and recovering, the claim lost, the
+	// command stopped, the claim released. nil is silent.
+	Log *slog.Logger
+	// HeldSince is when the hold was verified, for held_ms; zero means
+	// when Run starts.
+	HeldSince time.Time
 }
 
 // Result is how a run ended.
@@ -130,10 +136,14 @@ func ValidateMargin(ttl, margin time.Duration) error {
 // It returns an error only when the child could not be started (a
 // *supervise.StartError for 126/127); the claim is then released at once.
 func Run(ctx context.Context, cfg Config) (Result, error) {
-	logf := cfg.Logf
-	if logf == nil {
-		logf = func(string, ...any) {}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.HeldSince.IsZero() {
+		cfg.HeldSince = time.Now()
+	}
+	ev := events{log: cfg.Log, heldSince: cfg.HeldSince}
+	logf := ev.notice
 	h := cfg.Hold
 	if boottime.Until(h.Expiry().Add(-cfg.Margin)) <= 0 {
 		// Waiting took so long that the hold can no longer be proven.
@@ -149,6 +159,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, err
 	}
 	defer child.Close()
+	ev.started(child.Pid())
 	var stopped <-chan struct{}
 	if child.Foreground() {
 		// From now on this process is in the background of its terminal.
@@ -182,13 +193,13 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	wall := func(i boottime.Instant) time.Time { return time.Now().Add(boottime.Until(i)) }
 
 	stopping := false
-	stop := func(why string) {
+	stop := func(event, why string) {
 		killAt := boottime.Now().Add(grace)
 		if d := deadline(); d.Before(killAt) {
 			killAt = d
 		}
 		if !stopping {
-			logf("%s; stopping the command (SIGTERM now, SIGKILL in %v)", why, max(boottime.Until(killAt), 0).Round(time.Millisecond))
+			ev.stopping(event, fmt.Sprintf("%s; stopping the command (SIGTERM now, SIGKILL in %v)", why, max(boottime.Until(killAt), 0).Round(time.Millisecond)))
 		}
 		stopping = true
 		child.StopAt(wall(killAt))
@@ -207,14 +218,16 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			// Past the deadline: nothing may run any more.
 			if res.Lost == nil {
 				res.Lost = fmt.Errorf("%w: no renewal was acknowledged in time (deadline %v after the last acknowledged renewal was sent)", claim.ErrNotHeld, h.TTL-cfg.Margin)
-				logf("claim %s lost at %s: %v; killing the command", h.Name, time.Now().Format(time.TimeOnly), res.Lost)
+				ev.stopping(eventlog.Lost, fmt.Sprintf("claim %s lost at %s: %v; killing the command", h.Name, time.Now().Format(time.TimeOnly), res.Lost))
 			}
 			stopping = true
 			child.Kill()
 		} else if termAt := d.Add(-grace); !now.Before(termAt) && res.Lost == nil {
 			res.Lost = fmt.Errorf("%w: etcd has not acknowledged a renewal for %v, so the lease may expire in %v", claim.ErrNotHeld,
 				now.Sub(h.Expiry().Add(-h.TTL)).Round(time.Millisecond), h.Expiry().Sub(now).Round(time.Millisecond))
-			stop(fmt.Sprintf("claim %s lost at %s: %v", h.Name, time.Now().Format(time.TimeOnly), res.Lost))
+			stop(eventlog.Lost, fmt.Sprintf("claim %s lost at %s: %v", h.Name, time.Now().Format(time.TimeOnly), res.Lost))
+		} else if res.Lost == nil {
+			ev.checkRenewals(h, now, d)
 		}
 		// Wake at the next threshold, and at least every 250ms so that a
 		// suspend (which stops Go's timers but not the boot-time clock) is
@@ -235,7 +248,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			case <-child.GroupDone():
 				done = true
 			case <-time.After(20 * time.Millisecond):
-				stop("the command exited but left processes behind (in its group, or jobs of a shell in their own groups)")
+				stop(eventlog.Notice, "the command exited but left processes behind (in its group, or jobs of a shell in their own groups)")
 			}
 		case sig := <-cfg.Signals:
 			if s, ok := sig.(syscall.Signal); ok {
@@ -244,9 +257,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		case <-h.Lost():
 			if res.Lost == nil {
 				res.Lost = h.LostReason()
-				stop(fmt.Sprintf("claim %s lost at %s: %v", h.Name, time.Now().Format(time.TimeOnly), res.Lost))
+				stop(eventlog.Lost, fmt.Sprintf("claim %s lost at %s: %v", h.Name, time.Now().Format(time.TimeOnly), res.Lost))
 			}
 		case <-h.Renewed():
+			ev.renewed(h)
 		case <-stopped:
 			if res.Lost != nil || stopping {
 				// Already stopping: let it end, never wait for fg.
@@ -255,14 +269,14 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			}
 			if lost := suspend(h, child, cfg.Terminal, deadline, logf); lost != nil {
 				res.Lost = lost
-				logf("claim %s lost while suspended: %v; killing the command, which never ran again", h.Name, lost)
+				ev.stopping(eventlog.Lost, fmt.Sprintf("claim %s lost while suspended: %v; killing the command, which never ran again", h.Name, lost))
 				stopping = true
 				child.Kill()
 			}
 		case <-maxRuntime:
 			maxRuntime = nil
 			res.TimedOut = true
-			stop(fmt.Sprintf("the command ran longer than --max-runtime %v", cfg.MaxRuntime))
+			stop(eventlog.TimedOut, fmt.Sprintf("the command ran longer than --max-runtime %v", cfg.MaxRuntime))
 		case <-tick.C:
 		}
 		tick.Stop()
@@ -270,6 +284,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	// The group is empty: the claim may go now. The guardian has stood
 	// down; reaping it (child.Close) can wait until after the release.
 	res.Status = child.Status()
+	ev.exited(res.Status)
 	if child.Foreground() {
 		takeTerminalBack(cfg.Terminal, child.Pid(), logf)
 	}
@@ -277,8 +292,12 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.MinHold > 0 && res.Lost == nil {
 		holdFor(ctx, h, started.Add(cfg.MinHold), cfg.Signals)
 	}
-	if err := h.Release(); err != nil && res.Lost == nil && !errors.Is(err, claim.ErrNotHeld) {
+	err = h.Release()
+	if err != nil && res.Lost == nil && !errors.Is(err, claim.ErrNotHeld) {
 		res.ReleaseErr = err
+	}
+	if err == nil {
+		ev.released(h)
 	}
 	return res, nil
 }

@@ -30,7 +30,7 @@ func (s Status) ExitCode() int {
 func (s Status) String() string {
 	switch {
 	case s.Signal != 0:
-		return "killed by signal " + signalName(s.Signal)
+		return "killed by signal " + SignalName(s.Signal)
 	case s.Code < 0:
 		return "exit status unknown"
 	default:

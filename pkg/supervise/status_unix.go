@@ -10,9 +10,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// signalName is "TERM" for SIGTERM, or the number for signals without a
+// SignalName is "TERM" for SIGTERM, or the number for signals without a
 // name (real-time signals).
-func signalName(sig syscall.Signal) string {
+func SignalName(sig syscall.Signal) string {
 	if name := unix.SignalName(sig); name != "" {
 		return strings.TrimPrefix(name, "SIG")
 	}

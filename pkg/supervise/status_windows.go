@@ -5,9 +5,9 @@ import (
 	"syscall"
 )
 
-// signalName is "TERM" for SIGTERM, or the number for other signals. Windows
+// SignalName is "TERM" for SIGTERM, or the number for other signals. Windows
 // has no signal names of its own; these are the POSIX ones Go defines there.
-func signalName(sig syscall.Signal) string {
+func SignalName(sig syscall.Signal) string {
 	names := map[syscall.Signal]string{
 		syscall.SIGHUP: "HUP", syscall.SIGINT: "INT", syscall.SIGQUIT: "QUIT", syscall.SIGILL: "ILL",
 		syscall.SIGTRAP: "TRAP", syscall.SIGABRT: "ABRT", syscall.SIGBUS: "BUS", syscall.SIGFPE: "FPE",

@@ -434,7 +434,7 @@ func (c *Child) signalLocked(sig syscall.Signal) error {
 	if err == nil || err == syscall.ESRCH {
 		return nil
 	}
-	return fmt.Errorf("signal process group %d with %s: %w", c.pid, signalName(sig), err)
+	return fmt.Errorf("signal process group %d with %s: %w", c.pid, SignalName(sig), err)
 }
 
 // Exited is closed when the direct child has exited and been reaped; Status

@@ -1,0 +1,95 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/claimctl/claimctl/pkg/boottime"
+	"github.com/claimctl/claimctl/pkg/claim"
+	"github.com/claimctl/claimctl/pkg/eventlog"
+	"github.com/claimctl/claimctl/pkg/supervise"
+)
+
+// renewWarnAfter is how long without an acknowledged renewal (since the
+// send time of the last acknowledged one) the runner warns, as a fraction
+// of the TTL: renewals go every TTL/10, so this is two missed in a row,
+// well before the command is stopped (see Timing).
+const renewWarnAfter = 5 // TTL/5
+
+// events writes the run's records to the event log.
+type events struct {
+	log       *slog.Logger
+	heldSince time.Time
+	// renewWarned is set while renew_failed has been logged and no renewal
+	// acknowledged since.
+	renewWarned bool
+}
+
+func (e *events) record(visible bool, level slog.Level, event, msg string, attrs ...slog.Attr) {
+	ctx := context.Background()
+	if !visible {
+		ctx = eventlog.ForMachines(ctx)
+	}
+	e.log.LogAttrs(ctx, level, msg, append([]slog.Attr{eventlog.Attr(event)}, attrs...)...)
+}
+
+func (e *events) held() slog.Attr {
+	return slog.Int64(eventlog.KeyHeldMS, time.Since(e.heldSince).Milliseconds())
+}
+
+// notice is for what the runner says that is not an outcome (suspended, a
+// terminal it could not take back).
+func (e *events) notice(format string, args ...any) {
+	e.record(true, slog.LevelWarn, eventlog.Notice, fmt.Sprintf(format, args...))
+}
+
+func (e *events) started(pid int) {
+	e.record(false, slog.LevelInfo, eventlog.CommandStarted, fmt.Sprintf("started the command (pid %d)", pid), slog.Int(eventlog.KeyPID, pid))
+}
+
+// stopping logs why the command is being stopped: event is lost,
+// timed_out or notice (processes left behind).
+func (e *events) stopping(event, msg string) {
+	level := slog.LevelError
+	if event != eventlog.Lost {
+		level = slog.LevelWarn
+	}
+	e.record(true, level, event, msg, e.held())
+}
+
+// checkRenewals warns once when renewals have gone unacknowledged for
+// TTL/renewWarnAfter, saying when the command will be stopped if none is.
+func (e *events) checkRenewals(h *claim.Hold, now, deadline boottime.Instant) {
+	lastAck := h.Expiry().Add(-h.TTL)
+	silent := now.Sub(lastAck)
+	if e.renewWarned || silent < h.TTL/renewWarnAfter {
+		return
+	}
+	e.renewWarned = true
+	e.record(true, slog.LevelWarn, eventlog.RenewFailed,
+		fmt.Sprintf("no renewal of %s acknowledged by etcd for %v; the command is stopped in %v unless one is", h.Name,
+			silent.Round(100*time.Millisecond), max(deadline.Sub(now), 0).Round(100*time.Millisecond)), e.held())
+}
+
+// renewed notes that renewals are acknowledged again after renew_failed.
+func (e *events) renewed(h *claim.Hold) {
+	if !e.renewWarned {
+		return
+	}
+	e.renewWarned = false
+	e.record(true, slog.LevelInfo, eventlog.Renewed, fmt.Sprintf("renewals of %s are acknowledged again; the command goes on", h.Name), e.held())
+}
+
+func (e *events) exited(st supervise.Status) {
+	attrs := []slog.Attr{slog.Int(eventlog.KeyExitCode, st.ExitCode()), e.held()}
+	if st.Signal != 0 {
+		attrs = append(attrs, slog.String(eventlog.KeySignal, supervise.SignalName(st.Signal)))
+	}
+	e.record(false, slog.LevelInfo, eventlog.CommandExited, "the command "+st.String(), attrs...)
+}
+
+func (e *events) released(h *claim.Hold) {
+	e.record(false, slog.LevelInfo, eventlog.Released, fmt.Sprintf("released %s (fencing token %d)", h.Name, h.Revision), e.held())
+}
