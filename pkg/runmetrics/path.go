@@ -108,6 +108,7 @@ func checkPath(path string) (string, error) {
 		}
 		dir = filepath.Dir(path)
 	}
+	dir = filepath.Clean(dir)
 	fi, err := os.Stat(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
