@@ -1,0 +1,260 @@
+package runmetrics
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// Outcome is how a run ended, as the value of the outcome label of
+// claimctl_last_run_outcome.
+type Outcome string
+
+// The outcomes of a run. Every file has one claimctl_last_run_outcome series
+// per outcome, 1 for the one that happened and 0 for the others, so that a
+// query for any outcome finds a series (and 0 rather than nothing).
+const (
+	// OK: the claim was held and the command exited 0.
+	OK Outcome = "ok"
+	// Failed: the claim was held and the command exited non-zero.
+	Failed Outcome = "failed"
+	// Skipped: the claim was busy and -n said not to wait.
+	Skipped Outcome = "skipped"
+	// TimedOut: the wait of -w ran out, or the command ran past --max-runtime.
+	TimedOut Outcome = "timed_out"
+	// Lost: the claim could no longer be proven held while the command ran.
+	Lost Outcome = "lost"
+	// Interrupted: a signal stopped claimctl (and with it the command).
+	Interrupted Outcome = "interrupted"
+	// Error: anything else, such as etcd unreachable or a bad configuration.
+	Error Outcome = "error"
+	// Holding: the claim has been taken and the run has not ended yet. It is
+	// written when the claim is taken, so that a live hold shows (and an
+	// alert on a hold that lasts too long can fire), and it is how a
+	// successful `claimctl acquire` ends.
+	Holding Outcome = "holding"
+)
+
+// Outcomes returns every Outcome in a fixed order: the order of the
+// claimctl_last_run_outcome series in a file.
+func Outcomes() []Outcome {
+	return []Outcome{OK, Failed, Skipped, TimedOut, Lost, Interrupted, Error, Holding}
+}
+
+// held reports whether a run with outcome o must have held the claim.
+func (o Outcome) held() bool {
+	return o == OK || o == Failed || o == Lost || o == Holding
+}
+
+// Report is what is known about one run of claimctl when its file is
+// written.
+type Report struct {
+	// Claim is the claim's name; it is the claim label of every series.
+	Claim string
+	// Outcome is how the run ended, or Holding while it runs.
+	Outcome Outcome
+	// Started is when claimctl began, before any wait for the claim.
+	Started time.Time
+	// Acquired is when the claim was taken; zero if it never was.
+	Acquired time.Time
+	// Ended is when the run ended; zero while Holding.
+	Ended time.Time
+	// ExitCode is the exit code claimctl itself exits (or will exit) with.
+	ExitCode int
+	// FencingToken is the fencing token of the hold; 0 if never held.
+	FencingToken int64
+}
+
+// Metric names, all gauges labelled with claim.
+const (
+	nameTimestamp   = "claimctl_last_run_timestamp_seconds"
+	nameWait        = "claimctl_last_run_wait_seconds"
+	nameHold        = "claimctl_last_run_hold_seconds"
+	nameExitCode    = "claimctl_last_run_exit_code"
+	nameOutcome     = "claimctl_last_run_outcome"
+	nameHolding     = "claimctl_holding"
+	nameHoldStart   = "claimctl_hold_start_timestamp_seconds"
+	nameToken       = "claimctl_last_run_fencing_token"
+	nameLastSuccess = "claimctl_last_success_timestamp_seconds"
+)
+
+// check reports why r cannot be written, or nil.
+func (r Report) check() error {
+	switch {
+	case r.Claim == "":
+		return errors.New("the report has no claim name")
+	case !slices.Contains(Outcomes(), r.Outcome):
+		return fmt.Errorf("unknown outcome %q", r.Outcome)
+	case r.Started.IsZero():
+		return fmt.Errorf("outcome %s without a start time", r.Outcome)
+	case r.Outcome.held() && r.Acquired.IsZero():
+		return fmt.Errorf("outcome %s without the time the claim was taken", r.Outcome)
+	case r.Outcome != Holding && r.Ended.IsZero():
+		return fmt.Errorf("outcome %s without an end time", r.Outcome)
+	}
+	return nil
+}
+
+// Write writes r to the file FileFor(path, r.Claim), replacing it
+// atomically. The file has these gauges, each labelled claim:
+//
+//	claimctl_last_run_timestamp_seconds      when the run ended (while holding: when it started)
+//	claimctl_last_run_wait_seconds           how long it waited for the claim
+//	claimctl_last_run_hold_seconds           how long it held the claim (0 if never, and while holding)
+//	claimctl_last_run_exit_code              claimctl's exit code
+//	claimctl_last_run_outcome{outcome}       1 for the run's Outcome, 0 for each of the others
+//	claimctl_holding                         1 while holding, else 0
+//	claimctl_hold_start_timestamp_seconds    when the claim was taken (0 if it was not)
+//	claimctl_last_run_fencing_token          the hold's fencing token (0 if never held)
+//	claimctl_last_success_timestamp_seconds  when the last OK run on this host ended (0 if none)
+//
+// For any outcome but OK, the last success is carried over from the file
+// being replaced, if it has one for the same claim (see the package doc).
+// Write checks path as Validate does, but without the probe file: a
+// directory that cannot be written fails the write itself.
+func Write(path string, r Report) error {
+	if _, err := checkPath(path); err != nil {
+		return err
+	}
+	if err := r.check(); err != nil {
+		return fmt.Errorf("metrics for %s: %w", r.Claim, err)
+	}
+	file := FileFor(path, r.Claim)
+	lastSuccess := seconds(r.Ended)
+	if r.Outcome != OK {
+		lastSuccess = previousSuccess(file, r.Claim)
+	}
+	reg, err := registry(r, lastSuccess)
+	if err != nil {
+		return fmt.Errorf("metrics for %s: %w", r.Claim, err)
+	}
+	if err := prometheus.WriteToTextfile(file, reg); err != nil {
+		return fmt.Errorf("write metrics file: %w", err)
+	}
+	return nil
+}
+
+// registry returns a private registry holding r's gauges, so that nothing
+// else a program registers (or the default registry's process and Go
+// metrics) ends up in the file.
+func registry(r Report, lastSuccess float64) (*prometheus.Registry, error) {
+	reg := prometheus.NewRegistry()
+	labels := prometheus.Labels{"claim": r.Claim}
+	gauge := func(name, help string, v float64) error {
+		g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: labels})
+		g.Set(v)
+		return reg.Register(g)
+	}
+
+	holding := r.Outcome == Holding
+	end := r.Ended
+	if holding {
+		end = time.Time{}
+	}
+	var wait, hold time.Duration
+	switch {
+	case !r.Acquired.IsZero():
+		wait = r.Acquired.Sub(r.Started)
+		if !holding {
+			hold = end.Sub(r.Acquired)
+		}
+	case !end.IsZero():
+		wait = end.Sub(r.Started)
+	}
+	last := end
+	if holding {
+		last = r.Started
+	}
+
+	gauges := []struct {
+		name, help string
+		v          float64
+	}{
+		{nameTimestamp, "When the last claimctl run of the claim on this host ended, or started if it still holds the claim (Unix seconds).", seconds(last)},
+		{nameWait, "How long the last claimctl run of the claim on this host waited for the claim, whether or not it got it (seconds).", nonNegative(wait)},
+		{nameHold, "How long the last claimctl run of the claim on this host held it; 0 if it did not take the claim or still holds it (seconds).", nonNegative(hold)},
+		{nameExitCode, "The exit code of the last claimctl run of the claim on this host.", float64(r.ExitCode)},
+		{nameHolding, "1 while a claimctl run on this host holds the claim (or was killed while holding it), else 0.", boolValue(holding)},
+		{nameHoldStart, "When the last claimctl run of the claim on this host took the claim; 0 if it did not (Unix seconds).", seconds(r.Acquired)},
+		{nameToken, "The fencing token of the last claimctl run of the claim on this host; 0 if it did not take the claim.", float64(r.FencingToken)},
+		{nameLastSuccess, "When the last claimctl run of the claim on this host that ran its command and saw it exit 0 ended; kept through later runs that skip or fail; 0 if none (Unix seconds).", lastSuccess},
+	}
+	for _, g := range gauges {
+		if err := gauge(g.name, g.help, g.v); err != nil {
+			return nil, err
+		}
+	}
+
+	outcome := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name:        nameOutcome,
+		Help:        "1 for how the last claimctl run of the claim on this host ended, 0 for every other outcome.",
+		ConstLabels: labels,
+	}, []string{"outcome"})
+	for _, o := range Outcomes() {
+		outcome.WithLabelValues(string(o)).Set(boolValue(o == r.Outcome))
+	}
+	if err := reg.Register(outcome); err != nil {
+		return nil, err
+	}
+	return reg, nil
+}
+
+// previousSuccess returns the last success of claim recorded in file, in
+// Unix seconds, or 0 when file is missing, unreadable, malformed or about
+// another claim: a report of this run is worth more than the old value. The
+// value is carried as it was written, not through a time.Time, so that it
+// does not drift by rounding from one run to the next.
+func previousSuccess(file, claim string) float64 {
+	f, err := os.Open(file)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(f)
+	if err != nil {
+		return 0
+	}
+	mf, ok := families[nameLastSuccess]
+	if !ok {
+		return 0
+	}
+	for _, m := range mf.GetMetric() {
+		for _, lp := range m.GetLabel() {
+			if lp.GetName() == "claim" && lp.GetValue() == claim && m.GetGauge() != nil {
+				v := m.GetGauge().GetValue()
+				if v <= 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+					return 0
+				}
+				return v
+			}
+		}
+	}
+	return 0
+}
+
+// seconds is t in Unix seconds, with 0 for the zero time.
+func seconds(t time.Time) float64 {
+	if t.IsZero() {
+		return 0
+	}
+	return float64(t.UnixNano()) / 1e9
+}
+
+func nonNegative(d time.Duration) float64 {
+	return max(d, 0).Seconds()
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
