@@ -13,6 +13,7 @@ import (
 
 	"github.com/claimctl/claimctl/pkg/claim"
 	"github.com/claimctl/claimctl/pkg/eventlog"
+	"github.com/claimctl/claimctl/pkg/runmetrics"
 )
 
 // AcquireOptions are the inputs of `claimctl acquire`.
@@ -69,6 +70,9 @@ func acquireRun(opts *AcquireOptions) error {
 	if err := opts.Acquire.validate(opts.cmd, opts.Name, cfg.TTL); err != nil {
 		return err
 	}
+	if err := f.startMetrics(cfg, opts.Name, runmetrics.Holding); err != nil {
+		return err
+	}
 	c, closeEtcd, err := f.Claims(opts.cmd)
 	if err != nil {
 		return err
@@ -101,6 +105,7 @@ func acquireRun(opts *AcquireOptions) error {
 	}
 	f.heldSince = time.Now()
 	f.describeHold(hold)
+	f.metricsHolding(hold)
 	if err := hold.RecordAcquired(opts.cmd.Context()); err != nil {
 		_ = hold.Release() // the key is gone; do not leave its lease behind
 		return fmt.Errorf("acquire %s: %w", opts.Name, err)

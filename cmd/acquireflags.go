@@ -39,6 +39,7 @@ func (a *acquireFlags) register(cmd *cobra.Command) {
 	fl.IntVarP(&a.ConflictExit, "conflict-exit-code", "E", ExitBusy, "exit code when busy or timed out; -n -E 0 skips quietly")
 	fl.StringVar(&a.Note, "note", "", "note stored with the claim, shown by status and to waiters")
 	fl.StringVar(&a.Owner, "owner", "", "owner shown to others (default USER@HOST)")
+	fl.String("metrics-file", "", "write the outcome for node_exporter's textfile collector: a DIR/ (one claimctl_NAME.prom per claim) or a FILE.prom")
 }
 
 // validate checks the shared flags before anything connects to etcd.

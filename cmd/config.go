@@ -39,6 +39,7 @@ type Config struct {
 	TTL            time.Duration
 	Color          string
 	LogFormat      string
+	MetricsFile    string
 
 	// File is the config file that was read, or "".
 	File string
@@ -76,6 +77,7 @@ var settings = []setting{
 	{"ttl", 60 * time.Second, "", ""},
 	{"color", "auto", "", ""},
 	{"log-format", eventlog.Text, "", ""},
+	{"metrics-file", "", "", ""},
 }
 
 // envName returns the CLAIMCTL_* variable for a setting.
@@ -150,7 +152,8 @@ func loadConfig(flags *pflag.FlagSet, configPath string, getenv func(string) str
 		key string
 		dst *string
 	}{{"prefix", &cfg.Prefix}, {"cacert", &cfg.CACert}, {"cert", &cfg.Cert}, {"key", &cfg.Key},
-		{"user", &cfg.User}, {"password", &cfg.Password}, {"password-file", &cfg.PasswordFile}, {"color", &cfg.Color}, {"log-format", &cfg.LogFormat}} {
+		{"user", &cfg.User}, {"password", &cfg.Password}, {"password-file", &cfg.PasswordFile}, {"color", &cfg.Color}, {"log-format", &cfg.LogFormat},
+		{"metrics-file", &cfg.MetricsFile}} {
 		if *s.dst, err = str(v.Get(s.key)); err != nil {
 			return nil, valueError(s.key, get(s.key), err)
 		}

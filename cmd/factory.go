@@ -44,6 +44,8 @@ type Factory struct {
 	// waitStarted and heldSince time the claim, for the log's waited_ms and
 	// held_ms: when the acquire began and when the hold was verified.
 	waitStarted, heldSince time.Time
+	// metrics writes the outcome to --metrics-file, if one is set.
+	metrics *runMetrics
 	// connFailed is set when an etcd connection is closed while every
 	// attempt to connect had failed (gRPC's TRANSIENT_FAILURE), as opposed
 	// to still connecting or connected but unanswered.

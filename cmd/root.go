@@ -40,6 +40,7 @@ func Run(ctx context.Context, build BuildInfo, streams *iostreams.IOStreams, get
 	root.SetErr(streams.ErrOut)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
+		f.finishMetrics(nil, ExitOK)
 		return ExitOK
 	}
 	err = f.explainTLS(err)
@@ -49,6 +50,7 @@ func Run(ctx context.Context, build BuildInfo, streams *iostreams.IOStreams, get
 		return ExitUsage
 	}
 	code := exitCode(err)
+	f.finishMetrics(err, code)
 	f.logExit(err, code, false)
 	return code
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/claimctl/claimctl/pkg/claim"
 	"github.com/claimctl/claimctl/pkg/eventlog"
+	"github.com/claimctl/claimctl/pkg/runmetrics"
 	"github.com/claimctl/claimctl/pkg/runner"
 	"github.com/claimctl/claimctl/pkg/supervise"
 )
@@ -200,6 +201,9 @@ func runInside(opts *RunOptions, cfg *Config) error {
 // etcd connection made already, or nil.
 func runFresh(opts *RunOptions, cfg *Config, c *claim.Client) error {
 	f := opts.f
+	if err := f.startMetrics(cfg, opts.Name, runmetrics.OK); err != nil {
+		return err
+	}
 	// Find the command and start its guardian before connecting: a command
 	// that cannot run fails here (126/127, or run unsupported on this
 	// system) without touching etcd, and the fork and exec of the guardian
@@ -251,6 +255,7 @@ func runFresh(opts *RunOptions, cfg *Config, c *claim.Client) error {
 	}
 	f.heldSince = time.Now()
 	f.describeHold(hold)
+	f.metricsHolding(hold)
 	f.logAcquired(hold, false)
 	if sig != nil {
 		// The signal came as the wait ended: honour it, before the command

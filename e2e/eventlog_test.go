@@ -7,10 +7,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/claimctl/claimctl/pkg/etcdtest"
 )
@@ -229,7 +233,8 @@ func TestEventLogLost(t *testing.T) {
 	json := []string{"CLAIMCTL_LOG_FORMAT=json"}
 
 	t.Run("forced", func(t *testing.T) {
-		j := startClaimctl(t, m.Endpoints(), json, "run", "--grace", "1s", "forced", "--", "sleep", "30")
+		dir := t.TempDir() + "/"
+		j := startClaimctl(t, m.Endpoints(), json, "run", "--grace", "1s", "--metrics-file", dir, "forced", "--", "sleep", "30")
 		waitFor(t, 10*time.Second, "the holder", func() bool { return strings.Contains(statusJSON(t, m.Endpoints(), "forced"), `"holders": [`+"\n") })
 		if code := startClaimctl(t, m.Endpoints(), nil, "release", "--force", "forced").wait(10 * time.Second); code != 0 {
 			t.Fatalf("release --force exit %d", code)
@@ -242,6 +247,17 @@ func TestEventLogLost(t *testing.T) {
 		checkLost(t, rs)
 		if !strings.Contains(rs[2].Msg, "--force") {
 			t.Fatalf("the lost record does not say the claim was removed by force: %q", rs[2].Msg)
+		}
+		// The metrics file says the same: lost, exit code 76, no longer holding.
+		g := promGauges(t, dir+"claimctl_forced.prom")
+		for series, want := range map[string]float64{
+			`claimctl_last_run_outcome{claim="forced",outcome="lost"}`: 1, `claimctl_last_run_outcome{claim="forced",outcome="ok"}`: 0,
+			`claimctl_last_run_exit_code{claim="forced"}`: 76, `claimctl_holding{claim="forced"}`: 0,
+			`claimctl_last_run_fencing_token{claim="forced"}`: float64(*rs[0].FencingToken),
+		} {
+			if got, ok := g[series]; !ok || got != want {
+				t.Errorf("%s = %v (present %v), want %v", series, got, ok, want)
+			}
 		}
 	})
 
@@ -278,4 +294,30 @@ func checkLost(t *testing.T, rs []logRecord) {
 	if last.Level != "ERROR" || last.ExitCode == nil || *last.ExitCode != 76 || last.HeldMS == nil {
 		t.Fatalf("last record = %+v; want lost with exit_code 76 and held_ms", last)
 	}
+}
+
+// promGauges parses a textfile with expfmt into "name{label=...}" -> value.
+func promGauges(t *testing.T, path string) map[string]float64 {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	families, err := parser.TextToMetricFamilies(f)
+	if err != nil {
+		t.Fatalf("%s is not in the text exposition format: %v", path, err)
+	}
+	out := map[string]float64{}
+	for name, fam := range families {
+		for _, m := range fam.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			out[name+"{"+strings.Join(labels, ",")+"}"] = m.GetGauge().GetValue()
+		}
+	}
+	return out
 }
