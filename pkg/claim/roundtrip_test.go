@@ -2,6 +2,7 @@ package claim_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"path"
@@ -43,6 +44,8 @@ import (
 //	                      slot keys) + Txn (create the lowest free slot key)   = 3
 //	semaphore handoff     holder: LeaseRevoke; waiter: Txn (its own key and
 //	                      the slot keys) + Txn (create a free slot key)        = 3
+//	-n on a busy claim    Range (the first Limit keys: all slots taken)        = 1, and no write
+//	-n on a free claim    Range + LeaseGrant + Txn                             = 3
 //
 // The waiter's watch proves it first when every key older than its own is
 // seen deleted: the next in line knows the holder is the only key ahead when
@@ -68,6 +71,21 @@ var rtBudget = map[string]int{
 	"handoff (behind a holder that waited)": 2,
 	"acquire (semaphore, uncontended)":      3,
 	"handoff (semaphore)":                   3,
+	"acquire -n (busy)":                     1,
+	"acquire -n (free)":                     3,
+}
+
+// rtWrites are the requests that write to etcd (a Raft proposal each) on
+// the acquire paths; reads are Range and read-only Txns (Status).
+var rtWrites = []string{"LeaseGrant", "LeaseRevoke", "Put", "DeleteRange"}
+
+// writes counts n's write requests; every Txn of an acquire creates a key.
+func (n rtCount) writes() int {
+	total := n["Txn"]
+	for _, m := range rtWrites {
+		total += n[m]
+	}
+	return total
 }
 
 // rtCount is requests sent, by gRPC method name ("Txn", "LeaseGrant", ...).
@@ -376,6 +394,28 @@ func TestRoundTripBudget(t *testing.T) {
 		if err := h.Release(); err != nil {
 			t.Fatal(err)
 		}
+	}
+
+	// -n: on a busy claim one read and no write at all (a skipped cron
+	// run); on a free one the read, then the full path.
+	nb := rtOpts("nonblock")
+	nb.NonBlocking = true
+	a.n.take()
+	hn, err := a.Acquire(rtCtx(t), nb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got["acquire -n (free)"] = a.n.take()
+	b.n.take()
+	if _, err := b.Acquire(rtCtx(t), nb); !errors.Is(err, claim.ErrBusy) {
+		t.Fatalf("acquire -n of a held claim: %v, want ErrBusy", err)
+	}
+	got["acquire -n (busy)"] = b.n.take()
+	if w := got["acquire -n (busy)"].writes(); w != 0 {
+		t.Errorf("acquire -n of a busy claim wrote to etcd %d times (%s); a skipped run must not write", w, got["acquire -n (busy)"])
+	}
+	if err := hn.Release(); err != nil {
+		t.Fatal(err)
 	}
 
 	for _, op := range slices.Sorted(maps.Keys(rtBudget)) {
