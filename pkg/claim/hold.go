@@ -265,18 +265,6 @@ func (h *Hold) Release() error {
 	return nil
 }
 
-// Abandon stops keeping the hold alive without releasing it: the lease runs
-// out after its TTL unless renewed with the token. acquire uses it to hand
-// the hold to a later process.
-func (h *Hold) Abandon() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.stop != nil {
-		h.stop()
-	}
-	h.released = true
-}
-
 // deletedError explains the deletion of a hold's key.
 func deletedError(ev *clientv3.Event) error {
 	if ev.PrevKv != nil {
