@@ -49,9 +49,9 @@ type QueueState struct {
 // A Hold is returned only after the hold is verified: the contender's key,
 // with the returned create revision, was among the first Limit keys at a
 // revision etcd reported, and the lease is proven alive until Hold.Expiry,
-// which leaves at least half the TTL (see wait). On every failure after the
-// lease was granted, the lease is revoked before returning, so neither a key
-// nor a lease is left behind.
+// which after a wait leaves more than MinLifeAfterWait(TTL). On every
+// failure after the lease was granted, the lease is revoked before
+// returning, so neither a key nor a lease is left behind.
 //
 // The lease is not kept alive after Acquire returns; call Hold.Keep for that,
 // or let a later process renew it with the token. A hold taken after waiting

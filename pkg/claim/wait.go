@@ -128,11 +128,24 @@ func (c *Client) wait(ctx context.Context, h *Hold, opts AcquireOptions) (*slotV
 	}
 }
 
+// MinLifeAfterWait is the proven lease life a waiter must have left to take
+// its turn: more than half the TTL. A waiter whose watch proves its turn
+// holds only while Hold.Expiry is more than MinLifeAfterWait(TTL) away, both
+// before and after the read that confirms it (confirmTurn); otherwise it
+// re-reads the queue and renews first, and then holds with its lease proven
+// from that renewal's send time. So a hold that Acquire returns after
+// waiting is proven alive for more than MinLifeAfterWait(TTL), short of a
+// request that took longer than that. It is what a supervisor may rely on:
+// runner caps --margin at it, so the deadline (Expiry - margin) of a hold
+// handed over by a release is still ahead when its command starts, and a
+// correct handoff is never thrown away at the start.
+func MinLifeAfterWait(ttl time.Duration) time.Duration { return ttl / 2 }
+
 // confirmTurn finishes a wait that the watch proved eligible at the revision
 // of an event, which may have reached h late: a read of its own key proves
 // it still queued now (nothing older can have appeared since), and its lease
-// must be proven alive for more than half the TTL, before and after that
-// read, which the key's presence alone does not prove (the key outlives an
+// must be proven alive for more than MinLifeAfterWait, before and after
+// that read, which the key's presence alone does not prove (the key outlives an
 // expired lease until etcd revokes it). A semaphore waiter also checks the
 // limits of the holders still ahead (ahead), and reads the slot keys with
 // its own key (one transaction, still one request) for takeSlot. It reports
@@ -141,7 +154,7 @@ func (c *Client) wait(ctx context.Context, h *Hold, opts AcquireOptions) (*slotV
 func (c *Client) confirmTurn(ctx context.Context, h *Hold, ahead []Entry, opts AcquireOptions) (bool, *slotView, error) {
 	op := "acquire " + opts.Name
 	wellProven := func() bool {
-		return h.lostInQueue() == nil && boottime.Until(h.keeper.expiry()) > h.TTL/2
+		return h.lostInQueue() == nil && boottime.Until(h.keeper.expiry()) > MinLifeAfterWait(h.TTL)
 	}
 	if !wellProven() {
 		return false, nil, nil
