@@ -76,6 +76,8 @@ func (c *Client) Acquire(ctx context.Context, opts AcquireOptions) (*Hold, error
 	}
 	op := "acquire " + opts.Name
 
+	// Invariant "expiry from send times": the grant's send time, not its
+	// reply's, starts the lease's proof.
 	sent := boottime.Now()
 	rctx, cancel := c.request(ctx)
 	grant, err := c.etcd.Grant(rctx, int64(opts.TTL/time.Second))
@@ -95,6 +97,16 @@ func (c *Client) Acquire(ctx context.Context, opts AcquireOptions) (*Hold, error
 		keeper:    newKeeper(c.etcd.Lease, grant.ID, ttl, c.timeout, sent),
 	}
 	h.Holder = opts.Holder
+	// Invariant "acquired_at means first": whatever the caller passed (a
+	// Holder copied from a status entry, say), the key is created with no
+	// acquired_at and no forced_by. The waiter queued right behind this key
+	// takes a put to it carrying acquired_at as proof that nothing else is
+	// ahead, and then holds when the key goes, without reading the queue;
+	// it cannot tell who wrote the value, and release --force re-puts a
+	// holder's value as stored. So no value stored may claim an acquisition
+	// that was not proven, or two contenders could hold a mutex at once. A
+	// caller's forced_by would make this hold report, when its key goes, a
+	// release --force that never happened.
 	h.Holder.AcquiredAt, h.Holder.ForcedBy = nil, ""
 	h.Holder.QueuedAt = time.Now().UTC().Truncate(time.Millisecond)
 	h.Holder.TTLSeconds = grant.TTL
@@ -136,6 +148,9 @@ func (c *Client) acquire(ctx context.Context, h *Hold, opts AcquireOptions) erro
 		ops = append(ops, c.readSlots(opts.Name))
 	}
 	rctx, cancel := c.request(ctx)
+	// Invariant "own key read now": the key is created by this transaction,
+	// so its revision (h.Revision) is the create revision that names this
+	// contender's key and no other.
 	resp, err := c.etcd.Txn(rctx).
 		If(clientv3.Compare(clientv3.CreateRevision(h.Key), "=", 0)).
 		Then(ops...).
@@ -149,6 +164,7 @@ func (c *Client) acquire(ctx context.Context, h *Hold, opts AcquireOptions) erro
 	}
 	h.Revision = resp.Header.Revision
 	front := c.entries(resp.Responses[1].GetResponseRange().Kvs)
+	// Invariant "one limit per claim".
 	if err := checkLimit(opts, front, h.Revision); err != nil {
 		return err
 	}

@@ -49,7 +49,9 @@ func (h *Hold) Token() Token {
 }
 
 // waited marks a hold that Acquire took after waiting: it was acquired now,
-// which is worth recording (see RecordAcquired).
+// which is worth recording (see RecordAcquired). Invariant "acquired_at
+// means first": it is called only once the hold is proven first (among the
+// first Limit for a semaphore), and is the only place that sets AcquiredAt.
 func (h *Hold) waited() {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	h.Holder.AcquiredAt = &now
@@ -78,6 +80,9 @@ func (h *Hold) RecordAcquired(ctx context.Context) error {
 	c := h.c
 	rctx, cancel := c.request(ctx)
 	defer cancel()
+	// Invariant "acquired_at means first": into this hold's key alone;
+	// unguarded, the put would create the key again if it was removed, a
+	// younger key claiming an acquisition.
 	resp, err := c.etcd.Txn(rctx).
 		If(clientv3.Compare(clientv3.CreateRevision(h.Key), "=", h.Revision),
 			clientv3.Compare(clientv3.LeaseValue(h.Key), "=", h.LeaseID())).
@@ -96,7 +101,7 @@ func (h *Hold) LeaseID() clientv3.LeaseID { return clientv3.LeaseID(h.Lease) }
 
 // Expiry is the earliest boot-time instant at which etcd may expire the
 // lease: the send time of the last acknowledged renewal (or of the grant)
-// plus the TTL. Until then no one else can be handed this hold's slot,
+// plus the TTL (invariant "expiry from send times"). Until then no one else can be handed this hold's slot,
 // short of an explicit release or --force.
 func (h *Hold) Expiry() boottime.Instant { return h.keeper.expiry() }
 

@@ -139,6 +139,8 @@ func (c *Client) takeSlot(ctx context.Context, h *Hold, opts AcquireOptions, vie
 			continue
 		case resp.Succeeded:
 			h.setSlot(i, opts.Slots)
+			// Invariant "life after wait": waiting for a slot may have
+			// used up the life the wait left.
 			if waited && boottime.Until(h.keeper.expiry()) <= MinLifeAfterWait(h.TTL) {
 				if err := h.keeper.renewOnce(ctx); err != nil {
 					if h.keeper.isGone() {

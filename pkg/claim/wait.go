@@ -27,12 +27,13 @@ import (
 // deleted it is first, as of the revision of that event. The read proves its
 // key still there now (the event may have come late, and the key may have
 // been removed meanwhile); its lease is proven alive by the keeper's last
-// acknowledged renewal (see keeper.expiry), which must leave more than half
-// the TTL. When the watch proves nothing (a contender ahead gave up, a
-// foreign contender ahead, the watch broke, the lease's proof is old), the
-// waiter re-reads its own key and the keys ahead in one transaction, then
-// renews, so that a waiter whose lease expired while it waited never reports
-// success (etcd issue 19597).
+// acknowledged renewal (see keeper.expiry), which must leave more than
+// MinLifeAfterWait. When the watch proves nothing (a contender ahead gave
+// up, a foreign contender ahead, the watch broke, the lease's proof is
+// old), the waiter re-reads its own key and the keys ahead in one
+// transaction, then renews, so that a waiter whose lease expired while it
+// waited never reports success (etcd issue 19597). The package doc
+// ("Waiting and handoff") names the invariants this rests on.
 //
 // A semaphore waiter reads the slot keys with the request that proves its
 // turn (the own-key read becomes a transaction that also reads them, the
@@ -50,12 +51,17 @@ func (c *Client) wait(ctx context.Context, h *Hold, opts AcquireOptions) (*slotV
 		if ctx.Err() != nil {
 			return nil, c.waitError(ctx, op, ctx.Err(), true)
 		}
+		// Invariant "expiry from send times": past its lease's proven
+		// expiry the waiter has lost its place, whatever it would read.
 		if err := h.lostInQueue(); err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}
 		// A semaphore waiter needs the values of the keys ahead (their
 		// limits) to check, when its watch proves it eligible, that the
 		// holders it joins use its limit; a mutex waiter needs only keys.
+		// Invariant "ahead only shrinks": the keys older than its own, read
+		// in the same transaction as the check of its own key, at one
+		// revision.
 		olderOpts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithMaxCreateRev(h.Revision - 1),
 			clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend)}
 		if opts.Limit == 1 {
@@ -70,6 +76,8 @@ func (c *Client) wait(ctx context.Context, h *Hold, opts AcquireOptions) (*slotV
 			reads = append(reads, c.readSlots(opts.Name))
 		}
 		rctx, cancel := c.request(ctx)
+		// Invariant "own key read now": the reads happen only if the
+		// waiter's key is still there, with its create revision and lease.
 		resp, err := c.etcd.Txn(rctx).
 			If(clientv3.Compare(clientv3.CreateRevision(h.Key), "=", h.Revision),
 				clientv3.Compare(clientv3.LeaseValue(h.Key), "=", h.LeaseID())).
@@ -89,10 +97,14 @@ func (c *Client) wait(ctx context.Context, h *Hold, opts AcquireOptions) (*slotV
 		}
 		older := resp.Responses[0].GetResponseRange().Kvs
 		front := c.entries(resp.Responses[1].GetResponseRange().Kvs)
+		// Invariant "one limit per claim".
 		if err := checkLimit(opts, front, h.Revision); err != nil {
 			return nil, err
 		}
 		if len(older) < opts.Limit {
+			// Invariant "life after wait": the lease's proof may be old
+			// (the watch gave up on it), so the waiter renews before it
+			// holds, and holds with a proof from now.
 			if err := h.keeper.renewOnce(ctx); err != nil {
 				if h.keeper.isGone() {
 					return nil, fmt.Errorf("%s: %w", op, h.lostInQueue())
@@ -106,7 +118,7 @@ func (c *Client) wait(ctx context.Context, h *Hold, opts AcquireOptions) (*slotV
 			if ctx.Err() != nil {
 				return nil, c.waitError(ctx, op, ctx.Err(), true)
 			}
-			h.waited()
+			h.waited() // Invariant "acquired_at means first": proven first just now.
 			var slots *slotView
 			if opts.Limit > 1 {
 				slots = c.slotView(opts.Name, resp.Responses[2].GetResponseRange().Kvs, resp.Header.Revision)
@@ -154,12 +166,16 @@ func MinLifeAfterWait(ttl time.Duration) time.Duration { return ttl / 2 }
 // error when the wait must end; never keepWatching.
 func (c *Client) confirmTurn(ctx context.Context, h *Hold, joined []Entry, opts AcquireOptions) (verdict, *slotView, error) {
 	op := "acquire " + opts.Name
+	// Invariant "life after wait": checked before the read and again after
+	// it, since the key's presence proves nothing about the lease
+	// (invariant "expiry from send times").
 	wellProven := func() bool {
 		return h.lostInQueue() == nil && boottime.Until(h.keeper.expiry()) > MinLifeAfterWait(h.TTL)
 	}
 	if !wellProven() {
 		return reread, nil, nil
 	}
+	// Invariant "own key read now": the event may be late; the read is not.
 	switch intact, slots, err := c.ownKeyIntact(ctx, h, opts); {
 	case err != nil:
 		return reread, nil, nil // the re-read retries, or reports why it cannot
@@ -169,13 +185,15 @@ func (c *Client) confirmTurn(ctx context.Context, h *Hold, joined []Entry, opts 
 	case !wellProven():
 		return reread, nil, nil
 	default:
+		// Invariant "one limit per claim": the holders the watch says it
+		// joins.
 		if err := checkLimit(opts, joined, h.Revision); err != nil {
 			return reread, nil, err
 		}
 		if ctx.Err() != nil {
 			return reread, nil, c.waitError(ctx, op, ctx.Err(), true)
 		}
-		h.waited()
+		h.waited() // Invariant "acquired_at means first": proven first just now.
 		return first, slots, nil
 	}
 }
@@ -184,7 +202,8 @@ func (c *Client) confirmTurn(ctx context.Context, h *Hold, joined []Entry, opts 
 // revision and lease. A semaphore waiter's read is a transaction that also
 // reads the slot keys, which it returns.
 func (c *Client) ownKeyIntact(ctx context.Context, h *Hold, opts AcquireOptions) (bool, *slotView, error) {
-	// An answer after the lease's proven expiry proves nothing.
+	// Invariant "expiry from send times": an answer after the lease's
+	// proven expiry proves nothing.
 	rctx, cancel := context.WithTimeout(ctx, min(c.timeout, max(boottime.Until(h.keeper.expiry()), 0)))
 	defer cancel()
 	if opts.Limit == 1 {
@@ -203,7 +222,7 @@ func (c *Client) ownKeyIntact(ctx context.Context, h *Hold, opts AcquireOptions)
 }
 
 // isOwnKey reports whether a read of h's key found it with h's create
-// revision and lease.
+// revision and lease (invariant "own key read now").
 func isOwnKey(h *Hold, kvs []*mvccpb.KeyValue) bool {
 	return len(kvs) == 1 && kvs[0].CreateRevision == h.Revision && kvs[0].Lease == h.Lease
 }
@@ -240,6 +259,8 @@ func (h *Hold) lostInQueue() error {
 func (c *Client) watchAhead(ctx context.Context, h *Hold, older []*mvccpb.KeyValue, rev int64, limit int) (verdict, []Entry) {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
+	// Invariant "ahead only shrinks": from the revision after the read, so
+	// that no deletion is missed, however late the watch is set up.
 	from := clientv3.WithRev(rev + 1)
 	var watched ahead
 	var events clientv3.WatchChan
@@ -265,8 +286,9 @@ func (c *Client) watchAhead(ctx context.Context, h *Hold, older []*mvccpb.KeyVal
 			proofEnds.Reset(max(boottime.Until(h.keeper.expiry()), 0))
 		case wr, ok := <-events:
 			if !ok || wr.Err() != nil {
-				// The watch broke (compacted, cancelled, no leader): the
-				// events that follow, if any, would not be all of them.
+				// Invariant "ahead only shrinks": the watch broke
+				// (compacted, cancelled, no leader), so the events that
+				// follow, if any, would not be all of them.
 				return reread, nil
 			}
 			switch v := watched.observe(wr.Events); v {
@@ -308,8 +330,8 @@ type ahead interface {
 // mutexAhead is a mutex waiter's view: it watches only the key just ahead
 // (next). It knows next to be the last key ahead when it was the only one at
 // the read, or once next's holder records its acquisition (a put with
-// acquired_at, which a holder writes only after proving itself first; see
-// Hold.RecordAcquired).
+// acquired_at, which a holder writes only after proving itself first:
+// invariant "acquired_at means first").
 type mutexAhead struct {
 	next       *mvccpb.KeyValue
 	nextIsLast bool
@@ -328,10 +350,14 @@ func (a *mutexAhead) observe(events []*clientv3.Event) verdict {
 		switch {
 		case string(ev.Kv.Key) != string(a.next.Key):
 		case ev.Type == clientv3.EventTypeDelete && a.nextIsLast:
-			return first
+			return first // Invariant "ahead only shrinks": the last key ahead is gone.
 		case ev.Type == clientv3.EventTypeDelete:
 			return reread
 		case ev.Kv.CreateRevision == a.next.CreateRevision && recordsAcquisition(ev.Kv.Value):
+			// Invariant "acquired_at means first": next was first when it
+			// wrote this, so no key is ahead of it; a put with another
+			// create revision is a younger key under next's name
+			// (invariant "ahead only shrinks") and proves nothing.
 			a.nextIsLast = true
 		}
 	}
@@ -368,7 +394,7 @@ func (a *semaphoreAhead) observe(events []*clientv3.Event) verdict {
 		if key == a.own {
 			return reread
 		}
-		delete(a.pending, key)
+		delete(a.pending, key) // Invariant "ahead only shrinks": it never comes back.
 	}
 	if len(a.pending) < a.limit {
 		return first
@@ -389,6 +415,8 @@ func (a *semaphoreAhead) holders(c *Client) []Entry {
 // itself first writes.
 func recordsAcquisition(value []byte) bool {
 	h := decodeHolder(value)
+	// Invariant "acquired_at means first": only in limit-1 metadata; a
+	// semaphore holder's means among the first Limit.
 	return h != nil && h.AcquiredAt != nil && h.Limit == 1
 }
 

@@ -118,8 +118,9 @@ func DefaultMargin(ttl time.Duration) time.Duration {
 }
 
 // ValidateMargin reports why margin cannot be used with ttl. The cap is
-// claim.MinLifeAfterWait: a hold that waited is proven alive for more than
-// that, so its deadline is still ahead when its command starts.
+// claim.MinLifeAfterWait (the claim package's invariant "life after wait"):
+// a hold that waited is proven alive for more than that, so its deadline is
+// still ahead when its command starts.
 func ValidateMargin(ttl, margin time.Duration) error {
 	if most := claim.MinLifeAfterWait(ttl); margin <= 0 || margin > most {
 		return fmt.Errorf("invalid --margin %v: it must be positive and at most half the TTL (%v)", margin, most)
