@@ -101,8 +101,8 @@ func (h *Hold) LeaseID() clientv3.LeaseID { return clientv3.LeaseID(h.Lease) }
 
 // Expiry is the earliest boot-time instant at which etcd may expire the
 // lease: the send time of the last acknowledged renewal (or of the grant)
-// plus the TTL (invariant "expiry from send times"). Until then no one else can be handed this hold's slot,
-// short of an explicit release or --force.
+// plus the TTL (invariant "expiry from send times"). Until then no one else
+// can be handed this hold's slot, short of an explicit release or --force.
 func (h *Hold) Expiry() boottime.Instant { return h.keeper.expiry() }
 
 // Verify proves the hold afresh, with a renewal of its lease that etcd
