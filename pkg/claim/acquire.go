@@ -49,9 +49,9 @@ type QueueState struct {
 // A Hold is returned only after the hold is verified: the contender's key,
 // with the returned create revision, was among the first Limit keys at a
 // revision etcd reported, and the lease is proven alive until Hold.Expiry,
-// which leaves at least half the TTL (see wait). On every failure after the
-// lease was granted, the lease is revoked before returning, so neither a key
-// nor a lease is left behind.
+// which after a wait leaves more than MinLifeAfterWait(TTL). On every
+// failure after the lease was granted, the lease is revoked before
+// returning, so neither a key nor a lease is left behind.
 //
 // The lease is not kept alive after Acquire returns; call Hold.Keep for that,
 // or let a later process renew it with the token. A hold taken after waiting
@@ -81,6 +81,8 @@ func (c *Client) Acquire(ctx context.Context, opts AcquireOptions) (*Hold, error
 		}
 	}
 
+	// Invariant "expiry from send times": the grant's send time, not its
+	// reply's, starts the lease's proof.
 	sent := boottime.Now()
 	rctx, cancel := c.request(ctx)
 	grant, err := c.etcd.Grant(rctx, int64(opts.TTL/time.Second))
@@ -100,6 +102,16 @@ func (c *Client) Acquire(ctx context.Context, opts AcquireOptions) (*Hold, error
 		keeper:    newKeeper(c.etcd.Lease, grant.ID, ttl, c.timeout, sent),
 	}
 	h.Holder = opts.Holder
+	// Invariant "acquired_at means first": whatever the caller passed (a
+	// Holder copied from a status entry, say), the key is created with no
+	// acquired_at and no forced_by. The waiter queued right behind this key
+	// takes a put to it carrying acquired_at as proof that nothing else is
+	// ahead, and then holds when the key goes, without reading the queue;
+	// it cannot tell who wrote the value, and release --force re-puts a
+	// holder's value as stored. So no value stored may claim an acquisition
+	// that was not proven, or two contenders could hold a mutex at once. A
+	// caller's forced_by would make this hold report, when its key goes, a
+	// release --force that never happened.
 	h.Holder.AcquiredAt, h.Holder.ForcedBy = nil, ""
 	h.Holder.QueuedAt = time.Now().UTC().Truncate(time.Millisecond)
 	h.Holder.TTLSeconds = grant.TTL
@@ -141,6 +153,9 @@ func (c *Client) acquire(ctx context.Context, h *Hold, opts AcquireOptions) erro
 		ops = append(ops, c.readSlots(opts.Name))
 	}
 	rctx, cancel := c.request(ctx)
+	// Invariant "own key read now": the key is created by this transaction,
+	// so its revision (h.Revision) is the create revision that names this
+	// contender's key and no other.
 	resp, err := c.etcd.Txn(rctx).
 		If(clientv3.Compare(clientv3.CreateRevision(h.Key), "=", 0)).
 		Then(ops...).
@@ -154,6 +169,7 @@ func (c *Client) acquire(ctx context.Context, h *Hold, opts AcquireOptions) erro
 	}
 	h.Revision = resp.Header.Revision
 	front := c.entries(resp.Responses[1].GetResponseRange().Kvs)
+	// Invariant "one limit per claim".
 	if err := checkLimit(opts, front, h.Revision); err != nil {
 		return err
 	}

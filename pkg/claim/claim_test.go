@@ -88,6 +88,44 @@ func (c *cluster) keys() []string {
 	return out
 }
 
+// awaitContenders returns once claim name has at least n contender keys
+// (holders and waiters, claimctl's or foreign), watching for their creation
+// rather than polling.
+func (c *cluster) awaitContenders(name string, n int) {
+	c.t.Helper()
+	ks, err := claim.NewKeyspace("test/")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	ctx := ctxT(c.t, 10*time.Second)
+	prefix := ks.ClaimPrefix(name)
+	resp, err := c.admin.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	count := resp.Count
+	if count >= int64(n) {
+		return
+	}
+	for wr := range c.admin.Watch(ctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1)) {
+		if err := wr.Err(); err != nil {
+			c.t.Fatalf("watch %s: %v", prefix, err)
+		}
+		for _, ev := range wr.Events {
+			switch {
+			case ev.Type == clientv3.EventTypeDelete:
+				count--
+			case ev.IsCreate():
+				count++
+			}
+		}
+		if count >= int64(n) {
+			return
+		}
+	}
+	c.t.Fatalf("claim %s has %d contenders after 10s; want %d", name, count, n)
+}
+
 // leaseAlive reports whether a lease still exists on the server.
 func (c *cluster) leaseAlive(id int64) bool {
 	c.t.Helper()
@@ -215,6 +253,8 @@ func TestFIFOOrderAndRisingFencingTokens(t *testing.T) {
 			t.Fatalf("waiter %d got fencing token %d, not above the previous holder's %d", i, r.hold.Revision, prev.Revision)
 		}
 		// Each release wakes exactly one waiter: the others sent nothing.
+		// The sleep is a quiet period, not an ordering: a waiter woken by
+		// mistake would send a request within it.
 		time.Sleep(200 * time.Millisecond)
 		for j := i + 1; j < n; j++ {
 			if d := counters[j].Load() - before[j]; d != 0 {
@@ -502,6 +542,7 @@ func TestKeepRenewsAndForceReleaseIsReported(t *testing.T) {
 	defer cancel()
 	h.Keep(ctx)
 	first := h.Expiry()
+	// Let two TTLs pass on purpose: the hold must outlive its lease's TTL.
 	time.Sleep(2*h.TTL + 500*time.Millisecond)
 	if !first.Before(h.Expiry()) {
 		t.Fatal("Expiry did not move forward while the hold was kept")

@@ -49,7 +49,9 @@ func (h *Hold) Token() Token {
 }
 
 // waited marks a hold that Acquire took after waiting: it was acquired now,
-// which is worth recording (see RecordAcquired).
+// which is worth recording (see RecordAcquired). Invariant "acquired_at
+// means first": it is called only once the hold is proven first (among the
+// first Limit for a semaphore), and is the only place that sets AcquiredAt.
 func (h *Hold) waited() {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	h.Holder.AcquiredAt = &now
@@ -78,6 +80,9 @@ func (h *Hold) RecordAcquired(ctx context.Context) error {
 	c := h.c
 	rctx, cancel := c.request(ctx)
 	defer cancel()
+	// Invariant "acquired_at means first": into this hold's key alone;
+	// unguarded, the put would create the key again if it was removed, a
+	// younger key claiming an acquisition.
 	resp, err := c.etcd.Txn(rctx).
 		If(clientv3.Compare(clientv3.CreateRevision(h.Key), "=", h.Revision),
 			clientv3.Compare(clientv3.LeaseValue(h.Key), "=", h.LeaseID())).
@@ -96,8 +101,8 @@ func (h *Hold) LeaseID() clientv3.LeaseID { return clientv3.LeaseID(h.Lease) }
 
 // Expiry is the earliest boot-time instant at which etcd may expire the
 // lease: the send time of the last acknowledged renewal (or of the grant)
-// plus the TTL. Until then no one else can be handed this hold's slot,
-// short of an explicit release or --force.
+// plus the TTL (invariant "expiry from send times"). Until then no one else
+// can be handed this hold's slot, short of an explicit release or --force.
 func (h *Hold) Expiry() boottime.Instant { return h.keeper.expiry() }
 
 // Verify proves the hold afresh, with a renewal of its lease that etcd
@@ -263,18 +268,6 @@ func (h *Hold) Release() error {
 		return h.c.etcdError("release "+h.Name, err)
 	}
 	return nil
-}
-
-// Abandon stops keeping the hold alive without releasing it: the lease runs
-// out after its TTL unless renewed with the token. acquire uses it to hand
-// the hold to a later process.
-func (h *Hold) Abandon() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.stop != nil {
-		h.stop()
-	}
-	h.released = true
 }
 
 // deletedError explains the deletion of a hold's key.

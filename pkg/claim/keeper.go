@@ -41,7 +41,8 @@ func newKeeper(lease clientv3.Lease, id clientv3.LeaseID, ttl, timeout time.Dura
 	}
 }
 
-// expiry is the earliest instant at which the server may expire the lease.
+// expiry is the earliest instant at which the server may expire the lease
+// (invariant "expiry from send times").
 func (k *keeper) expiry() boottime.Instant {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -68,6 +69,7 @@ func (k *keeper) markGone() {
 // the current expiry: an answer that arrives after the lease could have
 // expired proves nothing.
 func (k *keeper) renewOnce(ctx context.Context) error {
+	// Invariant "expiry from send times": taken before the request leaves.
 	sent := boottime.Now()
 	bound := min(k.timeout, k.expiry().Sub(sent))
 	if bound < 100*time.Millisecond {
@@ -83,6 +85,9 @@ func (k *keeper) renewOnce(ctx context.Context) error {
 		return err
 	}
 	k.mu.Lock()
+	// Invariant "expiry from send times": an acknowledgement moves expiry
+	// to its own request's send time, and only forward (overlapping
+	// renewals can be acknowledged out of order).
 	if sent > k.lastAck {
 		k.lastAck = sent
 		k.roundTrip = boottime.Now().Sub(sent)

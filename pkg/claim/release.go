@@ -135,6 +135,10 @@ func (c *Client) ForceRelease(ctx context.Context, name, by string) ([]Entry, er
 	for _, e := range st.Holders {
 		same := clientv3.Compare(clientv3.CreateRevision(e.Key), "=", e.CreateRevision)
 		if e.Holder != nil {
+			// Invariant "acquired_at means first": the mark re-puts a
+			// holder's value as stored (its acquired_at included) and
+			// guarded by its create revision, so it never writes into a
+			// younger key under the same name.
 			marked := *e.Holder
 			marked.ForcedBy = by
 			rctx, cancel := c.request(ctx)

@@ -139,7 +139,9 @@ func (c *Client) takeSlot(ctx context.Context, h *Hold, opts AcquireOptions, vie
 			continue
 		case resp.Succeeded:
 			h.setSlot(i, opts.Slots)
-			if waited && boottime.Until(h.keeper.expiry()) <= h.TTL/2 {
+			// Invariant "life after wait": waiting for a slot may have
+			// used up the life the wait left.
+			if waited && boottime.Until(h.keeper.expiry()) <= MinLifeAfterWait(h.TTL) {
 				if err := h.keeper.renewOnce(ctx); err != nil {
 					if h.keeper.isGone() {
 						return fmt.Errorf("%s: %w", op, h.lostInQueue())

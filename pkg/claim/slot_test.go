@@ -164,6 +164,7 @@ func TestSlotIsStableAcrossTheHold(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	h.Keep(ctx)
+	// Let two TTLs pass on purpose: the slot key must outlive the TTL.
 	time.Sleep(2*h.TTL + 500*time.Millisecond)
 	after, err := c.admin.Get(ctxT(t, 5*time.Second), key)
 	if err != nil || len(after.Kvs) != 1 || after.Kvs[0].CreateRevision != before.Kvs[0].CreateRevision || after.Kvs[0].Lease != h.Lease {
@@ -306,7 +307,9 @@ func TestStaleSlotKeysAreWaitedFor(t *testing.T) {
 		h, err := c.claims(nil).Acquire(ctxT(t, 20*time.Second), o)
 		done <- result{h, err}
 	}()
-	time.Sleep(300 * time.Millisecond)
+	// Its key exists once its create transaction read the slots, all taken:
+	// it waits for a slot key's deletion from that revision on.
+	c.awaitContenders("stale", 1)
 	select {
 	case r := <-done:
 		t.Fatalf("acquired (%+v, %v) while every slot key was taken", r.hold, r.err)
@@ -413,7 +416,7 @@ func TestConcurrentHoldersNeverShareASlot(t *testing.T) {
 				}
 				inUse[h.Slot] = h.Revision
 				mu.Unlock()
-				time.Sleep(5 * time.Millisecond)
+				time.Sleep(5 * time.Millisecond) // hold for a while, so holds overlap
 				mu.Lock()
 				delete(inUse, h.Slot)
 				mu.Unlock()

@@ -39,12 +39,7 @@ func TestSemaphoreWaiterChecksTheHoldersItJoins(t *testing.T) {
 	m := concurrency.NewMutex(sess, "test/sem") // the key layout of etcdctl lock test/sem
 	locked := make(chan error, 1)
 	go func() { locked <- m.Lock(ctxT(t, 30*time.Second)) }()
-	for i := 0; len(c.keys()) < 3; i++ {
-		if i > 500 {
-			t.Fatal("the foreign mutex did not queue within 5s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	c.awaitContenders("sem", 3) // the foreign mutex queued behind the holders
 	waiter := acquireAsync(t, ctxT(t, 30*time.Second), c.claims(nil), o)
 	for _, h := range holders {
 		if err := h.Release(); err != nil {
@@ -97,7 +92,9 @@ func TestWaiterWithALateWatchNeverHoldsARemovedKey(t *testing.T) {
 	if err != nil || len(st.Waiters) != 2 {
 		t.Fatalf("status: %+v, %v; want two waiters", st, err)
 	}
-	time.Sleep(200 * time.Millisecond) // W's watch is set up
+	// acquireAsync returned once W read the queue: W's watch starts at the
+	// revision after that read, so it gets every later event, however late
+	// the watch itself is set up.
 
 	p.Pause()
 	if err := a.Release(); err != nil {
@@ -110,7 +107,6 @@ func TestWaiterWithALateWatchNeverHoldsARemovedKey(t *testing.T) {
 	if rv.err != nil {
 		t.Fatalf("V: %v", rv.err)
 	}
-	time.Sleep(300 * time.Millisecond)
 	p.Unpause()
 	rw := recv(t, w, "W")
 	if rw.err == nil {
@@ -135,7 +131,8 @@ func TestWaiterWhoseKeyIsDeletedNeverHolds(t *testing.T) {
 	if err != nil || len(st.Waiters) != 1 {
 		t.Fatalf("status: %+v, %v; want one waiter", st, err)
 	}
-	time.Sleep(200 * time.Millisecond) // the waiter's watch is set up
+	// acquireAsync returned once the waiter read the queue, and its watch
+	// starts at the revision after that read: it sees what follows.
 	if _, err := c.admin.Delete(ctxT(t, 5*time.Second), st.Waiters[0].Key); err != nil {
 		t.Fatal(err)
 	}

@@ -27,12 +27,13 @@ import (
 // deleted it is first, as of the revision of that event. The read proves its
 // key still there now (the event may have come late, and the key may have
 // been removed meanwhile); its lease is proven alive by the keeper's last
-// acknowledged renewal (see keeper.expiry), which must leave more than half
-// the TTL. When the watch proves nothing (a contender ahead gave up, a
-// foreign contender ahead, the watch broke, the lease's proof is old), the
-// waiter re-reads its own key and the keys ahead in one transaction, then
-// renews, so that a waiter whose lease expired while it waited never reports
-// success (etcd issue 19597).
+// acknowledged renewal (see keeper.expiry), which must leave more than
+// MinLifeAfterWait. When the watch proves nothing (a contender ahead gave
+// up, a foreign contender ahead, the watch broke, the lease's proof is
+// old), the waiter re-reads its own key and the keys ahead in one
+// transaction, then renews, so that a waiter whose lease expired while it
+// waited never reports success (etcd issue 19597). The package doc
+// ("Waiting and handoff") names the invariants this rests on.
 //
 // A semaphore waiter reads the slot keys with the request that proves its
 // turn (the own-key read becomes a transaction that also reads them, the
@@ -50,12 +51,17 @@ func (c *Client) wait(ctx context.Context, h *Hold, opts AcquireOptions) (*slotV
 		if ctx.Err() != nil {
 			return nil, c.waitError(ctx, op, ctx.Err(), true)
 		}
+		// Invariant "expiry from send times": past its lease's proven
+		// expiry the waiter has lost its place, whatever it would read.
 		if err := h.lostInQueue(); err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}
 		// A semaphore waiter needs the values of the keys ahead (their
 		// limits) to check, when its watch proves it eligible, that the
 		// holders it joins use its limit; a mutex waiter needs only keys.
+		// Invariant "ahead only shrinks": the keys older than its own, read
+		// in the same transaction as the check of its own key, at one
+		// revision.
 		olderOpts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithMaxCreateRev(h.Revision - 1),
 			clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend)}
 		if opts.Limit == 1 {
@@ -70,6 +76,8 @@ func (c *Client) wait(ctx context.Context, h *Hold, opts AcquireOptions) (*slotV
 			reads = append(reads, c.readSlots(opts.Name))
 		}
 		rctx, cancel := c.request(ctx)
+		// Invariant "own key read now": the reads happen only if the
+		// waiter's key is still there, with its create revision and lease.
 		resp, err := c.etcd.Txn(rctx).
 			If(clientv3.Compare(clientv3.CreateRevision(h.Key), "=", h.Revision),
 				clientv3.Compare(clientv3.LeaseValue(h.Key), "=", h.LeaseID())).
@@ -89,10 +97,14 @@ func (c *Client) wait(ctx context.Context, h *Hold, opts AcquireOptions) (*slotV
 		}
 		older := resp.Responses[0].GetResponseRange().Kvs
 		front := c.entries(resp.Responses[1].GetResponseRange().Kvs)
+		// Invariant "one limit per claim".
 		if err := checkLimit(opts, front, h.Revision); err != nil {
 			return nil, err
 		}
 		if len(older) < opts.Limit {
+			// Invariant "life after wait": the lease's proof may be old
+			// (the watch gave up on it), so the waiter renews before it
+			// holds, and holds with a proof from now.
 			if err := h.keeper.renewOnce(ctx); err != nil {
 				if h.keeper.isGone() {
 					return nil, fmt.Errorf("%s: %w", op, h.lostInQueue())
@@ -106,7 +118,7 @@ func (c *Client) wait(ctx context.Context, h *Hold, opts AcquireOptions) (*slotV
 			if ctx.Err() != nil {
 				return nil, c.waitError(ctx, op, ctx.Err(), true)
 			}
-			h.waited()
+			h.waited() // Invariant "acquired_at means first": proven first just now.
 			var slots *slotView
 			if opts.Limit > 1 {
 				slots = c.slotView(opts.Name, resp.Responses[2].GetResponseRange().Kvs, resp.Header.Revision)
@@ -118,51 +130,71 @@ func (c *Client) wait(ctx context.Context, h *Hold, opts AcquireOptions) (*slotV
 			opts.Progress(state)
 		}
 		last = state
-		ahead, eligible := c.watchAhead(ctx, h, older, resp.Header.Revision, opts.Limit)
-		if !eligible {
+		watched, joined := c.watchAhead(ctx, h, older, resp.Header.Revision, opts.Limit)
+		if watched != first {
 			continue
 		}
-		if held, slots, err := c.confirmTurn(ctx, h, ahead, opts); held || err != nil {
+		confirmed, slots, err := c.confirmTurn(ctx, h, joined, opts)
+		if confirmed == first || err != nil {
 			return slots, err
 		}
 	}
 }
 
+// MinLifeAfterWait is the proven lease life a waiter must have left to take
+// its turn: more than half the TTL. A waiter whose watch proves its turn
+// holds only while Hold.Expiry is more than MinLifeAfterWait(TTL) away, both
+// before and after the read that confirms it (confirmTurn); otherwise it
+// re-reads the queue and renews first, and then holds with its lease proven
+// from that renewal's send time. So a hold that Acquire returns after
+// waiting is proven alive for more than MinLifeAfterWait(TTL), short of a
+// request that took longer than that. It is what a supervisor may rely on:
+// runner caps --margin at it, so the deadline (Expiry - margin) of a hold
+// handed over by a release is still ahead when its command starts, and a
+// correct handoff is never thrown away at the start.
+func MinLifeAfterWait(ttl time.Duration) time.Duration { return ttl / 2 }
+
 // confirmTurn finishes a wait that the watch proved eligible at the revision
 // of an event, which may have reached h late: a read of its own key proves
 // it still queued now (nothing older can have appeared since), and its lease
-// must be proven alive for more than half the TTL, before and after that
-// read, which the key's presence alone does not prove (the key outlives an
-// expired lease until etcd revokes it). A semaphore waiter also checks the
-// limits of the holders still ahead (ahead), and reads the slot keys with
+// must be proven alive for more than MinLifeAfterWait, before and after
+// that read, which the key's presence alone does not prove (the key outlives
+// an expired lease until etcd revokes it). A semaphore waiter also checks
+// the limits of the holders it joins (joined), and reads the slot keys with
 // its own key (one transaction, still one request) for takeSlot. It reports
-// false when the wait must re-read the queue instead, and an error when it
-// must end.
-func (c *Client) confirmTurn(ctx context.Context, h *Hold, ahead []Entry, opts AcquireOptions) (bool, *slotView, error) {
+// first when h holds, reread when the wait must read the queue again, and an
+// error when the wait must end; never keepWatching.
+func (c *Client) confirmTurn(ctx context.Context, h *Hold, joined []Entry, opts AcquireOptions) (verdict, *slotView, error) {
 	op := "acquire " + opts.Name
+	// Invariant "life after wait": checked before the read and again after
+	// it, since the key's presence proves nothing about the lease
+	// (invariant "expiry from send times").
 	wellProven := func() bool {
-		return h.lostInQueue() == nil && boottime.Until(h.keeper.expiry()) > h.TTL/2
+		return h.lostInQueue() == nil && boottime.Until(h.keeper.expiry()) > MinLifeAfterWait(h.TTL)
 	}
 	if !wellProven() {
-		return false, nil, nil
+		return reread, nil, nil
 	}
+	// Invariant "own key read now": the event may be late; the read is not.
 	switch intact, slots, err := c.ownKeyIntact(ctx, h, opts); {
 	case err != nil:
-		return false, nil, nil // the re-read retries, or reports why it cannot
+		return reread, nil, nil // the re-read retries, or reports why it cannot
 	case !intact:
 		h.keeper.markGone()
-		return false, nil, fmt.Errorf("%s: %w", op, h.lostInQueue())
+		return reread, nil, fmt.Errorf("%s: %w", op, h.lostInQueue())
 	case !wellProven():
-		return false, nil, nil
+		return reread, nil, nil
 	default:
-		if err := checkLimit(opts, ahead, h.Revision); err != nil {
-			return false, nil, err
+		// Invariant "one limit per claim": the holders the watch says it
+		// joins.
+		if err := checkLimit(opts, joined, h.Revision); err != nil {
+			return reread, nil, err
 		}
 		if ctx.Err() != nil {
-			return false, nil, c.waitError(ctx, op, ctx.Err(), true)
+			return reread, nil, c.waitError(ctx, op, ctx.Err(), true)
 		}
-		h.waited()
-		return true, slots, nil
+		h.waited() // Invariant "acquired_at means first": proven first just now.
+		return first, slots, nil
 	}
 }
 
@@ -170,7 +202,8 @@ func (c *Client) confirmTurn(ctx context.Context, h *Hold, ahead []Entry, opts A
 // revision and lease. A semaphore waiter's read is a transaction that also
 // reads the slot keys, which it returns.
 func (c *Client) ownKeyIntact(ctx context.Context, h *Hold, opts AcquireOptions) (bool, *slotView, error) {
-	// An answer after the lease's proven expiry proves nothing.
+	// Invariant "expiry from send times": an answer after the lease's
+	// proven expiry proves nothing.
 	rctx, cancel := context.WithTimeout(ctx, min(c.timeout, max(boottime.Until(h.keeper.expiry()), 0)))
 	defer cancel()
 	if opts.Limit == 1 {
@@ -189,7 +222,7 @@ func (c *Client) ownKeyIntact(ctx context.Context, h *Hold, opts AcquireOptions)
 }
 
 // isOwnKey reports whether a read of h's key found it with h's create
-// revision and lease.
+// revision and lease (invariant "own key read now").
 func isOwnKey(h *Hold, kvs []*mvccpb.KeyValue) bool {
 	return len(kvs) == 1 && kvs[0].CreateRevision == h.Revision && kvs[0].Lease == h.Lease
 }
@@ -207,11 +240,11 @@ func (h *Hold) lostInQueue() error {
 }
 
 // watchAhead returns when the queue ahead of h may have changed: a key it
-// depends on was deleted, the watch broke, the lease was renewed late enough
-// to need a check, or ctx ended. It reports whether the events alone prove h
-// eligible (see ahead.observe), and then the holders still ahead of it;
-// otherwise the caller re-reads the queue, so returning early is always
-// safe.
+// depends on was deleted, the watch broke, the lease's proof ran out (no
+// renewal acknowledged for a TTL), or ctx ended. It returns first when the
+// events alone prove h eligible (see the observe methods), with the holders
+// it would join; otherwise reread, and the caller reads the queue again, so
+// returning early is always safe. It never returns keepWatching.
 //
 // A mutex waiter watches the key just ahead alone, so a release wakes one
 // waiter and sends it one event. A removal of its own key while it waits is
@@ -223,110 +256,154 @@ func (h *Hold) lostInQueue() error {
 // handoff under contention, measured) for the sake of a key deleted behind
 // claimctl's back. A semaphore waiter watches the claim's range for
 // deletions, its own key included.
-func (c *Client) watchAhead(ctx context.Context, h *Hold, older []*mvccpb.KeyValue, rev int64, limit int) ([]Entry, bool) {
+func (c *Client) watchAhead(ctx context.Context, h *Hold, older []*mvccpb.KeyValue, rev int64, limit int) (verdict, []Entry) {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
-	a := newAhead(h.Key, older, limit)
+	// Invariant "ahead only shrinks": from the revision after the read, so
+	// that no deletion is missed, however late the watch is set up.
 	from := clientv3.WithRev(rev + 1)
+	var watched ahead
 	var events clientv3.WatchChan
 	if limit == 1 {
-		events = c.etcd.Watch(wctx, string(a.next.Key), from)
+		m := newMutexAhead(older)
+		watched = m
+		events = c.etcd.Watch(wctx, string(m.next.Key), from)
 	} else {
+		watched = newSemaphoreAhead(h.Key, older, limit)
 		events = c.etcd.Watch(wctx, c.keys.ClaimPrefix(h.Name), clientv3.WithPrefix(), from, clientv3.WithFilterPut())
 	}
+	proofEnds := time.NewTimer(max(boottime.Until(h.keeper.expiry()), 0))
+	defer proofEnds.Stop()
 	for {
-		timer := time.NewTimer(max(boottime.Until(h.keeper.expiry()), 0))
 		select {
 		case <-ctx.Done():
+			return reread, nil
 		case <-h.keeper.lost:
-		case <-timer.C:
+			return reread, nil
+		case <-proofEnds.C:
+			return reread, nil
 		case <-h.keeper.renewed:
-			timer.Stop()
-			continue
+			proofEnds.Reset(max(boottime.Until(h.keeper.expiry()), 0))
 		case wr, ok := <-events:
 			if !ok || wr.Err() != nil {
-				break
+				// Invariant "ahead only shrinks": the watch broke
+				// (compacted, cancelled, no leader), so the events that
+				// follow, if any, would not be all of them.
+				return reread, nil
 			}
-			timer.Stop()
-			switch decided, eligible := a.observe(wr.Events); {
-			case eligible:
-				return a.holders(c), true
-			case decided:
-				return nil, false
+			switch v := watched.observe(wr.Events); v {
+			case first:
+				return first, watched.holders(c)
+			case reread:
+				return reread, nil
 			}
-			continue
 		}
-		timer.Stop()
-		return nil, false
 	}
 }
+
+// verdict is what a waiter's watch events prove, as of their revision.
+type verdict int
+
+const (
+	// keepWatching: nothing is proven yet; wait for more events.
+	keepWatching verdict = iota
+	// reread: the events show a change they cannot follow (the waiter's own
+	// key gone, a key ahead gone while others may remain); read the queue
+	// again.
+	reread
+	// first: the waiter's turn, among the first Limit keys (the first key,
+	// for a mutex); confirmTurn then proves it still holds now.
+	first
+)
 
 // ahead is what a waiter knows of the keys older than its own. That set was
 // read exactly at one revision, and it can only shrink: no key older than
 // the waiter's can be created later.
-type ahead struct {
-	own   string
-	limit int
-	// A mutex waiter tracks the key just ahead (next); it knows next to be
-	// the last key ahead when it was the only one at the read, or once
-	// next's holder records its acquisition (a put with acquired_at, which
-	// a holder writes only after proving itself first; see
-	// Hold.RecordAcquired).
+type ahead interface {
+	// observe applies one watch response, all of its events in order.
+	observe(events []*clientv3.Event) verdict
+	// holders are the keys still ahead once observe returned first: none
+	// for a mutex waiter, fewer than Limit for a semaphore waiter.
+	holders(c *Client) []Entry
+}
+
+// mutexAhead is a mutex waiter's view: it watches only the key just ahead
+// (next). It knows next to be the last key ahead when it was the only one at
+// the read, or once next's holder records its acquisition (a put with
+// acquired_at, which a holder writes only after proving itself first:
+// invariant "acquired_at means first").
+type mutexAhead struct {
 	next       *mvccpb.KeyValue
 	nextIsLast bool
-	// A semaphore waiter tracks every key ahead not yet seen deleted.
+}
+
+func newMutexAhead(older []*mvccpb.KeyValue) *mutexAhead {
+	return &mutexAhead{next: older[len(older)-1], nextIsLast: len(older) == 1}
+}
+
+// observe returns first when next, known to be the last key ahead, is
+// deleted; reread when next is deleted while others may remain ahead of it;
+// keepWatching otherwise. Events for other keys (the watch is on next alone)
+// prove nothing.
+func (a *mutexAhead) observe(events []*clientv3.Event) verdict {
+	for _, ev := range events {
+		switch {
+		case string(ev.Kv.Key) != string(a.next.Key):
+		case ev.Type == clientv3.EventTypeDelete && a.nextIsLast:
+			return first // Invariant "ahead only shrinks": the last key ahead is gone.
+		case ev.Type == clientv3.EventTypeDelete:
+			return reread
+		case ev.Kv.CreateRevision == a.next.CreateRevision && recordsAcquisition(ev.Kv.Value):
+			// Invariant "acquired_at means first": next was first when it
+			// wrote this, so no key is ahead of it; a put with another
+			// create revision is a younger key under next's name
+			// (invariant "ahead only shrinks") and proves nothing.
+			a.nextIsLast = true
+		}
+	}
+	return keepWatching
+}
+
+func (a *mutexAhead) holders(*Client) []Entry { return nil }
+
+// semaphoreAhead is a semaphore waiter's view: it tracks every key ahead
+// not yet seen deleted (pending), and its own key.
+type semaphoreAhead struct {
+	own     string
+	limit   int
 	pending map[string]*mvccpb.KeyValue
 }
 
-func newAhead(own string, older []*mvccpb.KeyValue, limit int) *ahead {
-	a := &ahead{own: own, limit: limit, next: older[len(older)-1], nextIsLast: len(older) == 1}
-	if limit > 1 {
-		a.pending = map[string]*mvccpb.KeyValue{}
-		for _, kv := range older {
-			a.pending[string(kv.Key)] = kv
-		}
+func newSemaphoreAhead(own string, older []*mvccpb.KeyValue, limit int) *semaphoreAhead {
+	a := &semaphoreAhead{own: own, limit: limit, pending: make(map[string]*mvccpb.KeyValue, len(older))}
+	for _, kv := range older {
+		a.pending[string(kv.Key)] = kv
 	}
 	return a
 }
 
-// observe applies one watch response, all of its events in order. eligible
-// says they prove the waiter's turn as of their revision: a semaphore waiter
-// with fewer than limit keys left ahead, a mutex waiter whose key ahead, known
-// to be the last, was deleted. decided says the waiter must re-read the queue
-// instead: its own key was deleted, or a mutex waiter's key ahead went while
-// others may remain ahead of it.
-func (a *ahead) observe(events []*clientv3.Event) (decided, eligible bool) {
+// observe returns reread when the waiter's own key is deleted, first when
+// fewer than limit keys are left ahead, keepWatching otherwise. Puts (the
+// watch filters them out) prove nothing.
+func (a *semaphoreAhead) observe(events []*clientv3.Event) verdict {
 	for _, ev := range events {
-		key := string(ev.Kv.Key)
-		deleted := ev.Type == clientv3.EventTypeDelete
-		switch {
-		case key == a.own:
-			if deleted {
-				return true, false
-			}
-		case a.limit > 1:
-			if deleted {
-				delete(a.pending, key)
-				eligible = eligible || len(a.pending) < a.limit
-			}
-		case key == string(a.next.Key):
-			if deleted {
-				if !a.nextIsLast {
-					return true, false
-				}
-				eligible = true
-			} else if ev.Kv.CreateRevision == a.next.CreateRevision && recordsAcquisition(ev.Kv.Value) {
-				a.nextIsLast = true
-			}
+		if ev.Type != clientv3.EventTypeDelete {
+			continue
 		}
+		key := string(ev.Kv.Key)
+		if key == a.own {
+			return reread
+		}
+		delete(a.pending, key) // Invariant "ahead only shrinks": it never comes back.
 	}
-	return eligible, eligible
+	if len(a.pending) < a.limit {
+		return first
+	}
+	return keepWatching
 }
 
-// holders are the keys still ahead once the waiter is eligible: none for a
-// mutex waiter, fewer than limit for a semaphore waiter.
-func (a *ahead) holders(c *Client) []Entry {
-	var out []Entry
+func (a *semaphoreAhead) holders(c *Client) []Entry {
+	out := make([]Entry, 0, len(a.pending))
 	for _, kv := range a.pending {
 		out = append(out, c.entry(kv.Key, kv.CreateRevision, kv.Value))
 	}
@@ -338,6 +415,8 @@ func (a *ahead) holders(c *Client) []Entry {
 // itself first writes.
 func recordsAcquisition(value []byte) bool {
 	h := decodeHolder(value)
+	// Invariant "acquired_at means first": only in limit-1 metadata; a
+	// semaphore holder's means among the first Limit.
 	return h != nil && h.AcquiredAt != nil && h.Limit == 1
 }
 

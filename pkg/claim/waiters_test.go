@@ -42,6 +42,8 @@ func handoffs(t *testing.T, c *cluster, name string, n int) []int64 {
 	}
 	// settle waits until no client has sent a request for 30ms (at most
 	// 2s), so that a waiter woken by mistake has had time to show itself.
+	// Its sleeps are quiet periods, not an ordering: nothing signals that a
+	// waiter was not woken.
 	settle := func() []int64 {
 		last, stable := snapshot(), 0
 		for i := 0; i < 200 && stable < 3; i++ {

@@ -123,10 +123,13 @@ func DefaultMargin(ttl time.Duration) time.Duration {
 	return min(max(ttl/10, 500*time.Millisecond), 5*time.Second)
 }
 
-// ValidateMargin reports why margin cannot be used with ttl.
+// ValidateMargin reports why margin cannot be used with ttl. The cap is
+// claim.MinLifeAfterWait (the claim package's invariant "life after wait"):
+// a hold that waited is proven alive for more than that, so its deadline is
+// still ahead when its command starts.
 func ValidateMargin(ttl, margin time.Duration) error {
-	if margin <= 0 || margin > ttl/2 {
-		return fmt.Errorf("invalid --margin %v: it must be positive and at most half the TTL (%v)", margin, ttl/2)
+	if most := claim.MinLifeAfterWait(ttl); margin <= 0 || margin > most {
+		return fmt.Errorf("invalid --margin %v: it must be positive and at most half the TTL (%v)", margin, most)
 	}
 	return nil
 }
