@@ -42,8 +42,9 @@ const (
 	Holding Outcome = "holding"
 )
 
-// Outcomes returns every Outcome in a fixed order: the order of the
-// claimctl_last_run_outcome series in a file.
+// Outcomes returns every Outcome, in a fixed order (the order above), as a
+// new slice each time: these are the values of the one-hot
+// claimctl_last_run_outcome series.
 func Outcomes() []Outcome {
 	return []Outcome{OK, Failed, Skipped, TimedOut, Lost, Interrupted, Error, Holding}
 }
