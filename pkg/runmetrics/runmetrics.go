@@ -21,29 +21,30 @@ type Outcome string
 // per outcome, 1 for the one that happened and 0 for the others, so that a
 // query for any outcome finds a series (and 0 rather than nothing).
 const (
-	// OK: the claim was held and the command exited 0.
+	// OK means the claim was held and the command exited 0.
 	OK Outcome = "ok"
-	// Failed: the claim was held and the command exited non-zero.
+	// Failed means the claim was held and the command exited non-zero.
 	Failed Outcome = "failed"
-	// Skipped: the claim was busy and -n said not to wait.
+	// Skipped means the claim was busy and -n said not to wait.
 	Skipped Outcome = "skipped"
-	// TimedOut: the wait of -w ran out, or the command ran past --max-runtime.
+	// TimedOut means the wait of -w ran out, or the command ran past --max-runtime.
 	TimedOut Outcome = "timed_out"
-	// Lost: the claim could no longer be proven held while the command ran.
+	// Lost means the claim could no longer be proven held while the command ran.
 	Lost Outcome = "lost"
-	// Interrupted: a signal stopped claimctl (and with it the command).
+	// Interrupted means a signal stopped claimctl (and with it the command).
 	Interrupted Outcome = "interrupted"
-	// Error: anything else, such as etcd unreachable or a bad configuration.
+	// Error means anything else, such as etcd unreachable or a bad configuration.
 	Error Outcome = "error"
-	// Holding: the claim has been taken and the run has not ended yet. It is
+	// Holding means the claim has been taken and the run has not ended yet. It is
 	// written when the claim is taken, so that a live hold shows (and an
 	// alert on a hold that lasts too long can fire), and it is how a
 	// successful `claimctl acquire` ends.
 	Holding Outcome = "holding"
 )
 
-// Outcomes returns every Outcome in a fixed order: the order of the
-// claimctl_last_run_outcome series in a file.
+// Outcomes returns every Outcome, in a fixed order (the order above), as a
+// new slice each time: these are the values of the one-hot
+// claimctl_last_run_outcome series.
 func Outcomes() []Outcome {
 	return []Outcome{OK, Failed, Skipped, TimedOut, Lost, Interrupted, Error, Holding}
 }
