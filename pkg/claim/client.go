@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
@@ -15,7 +16,12 @@ import (
 
 // Client runs the claim protocol against one etcd cluster.
 type Client struct {
-	etcd    *clientv3.Client
+	etcd *clientv3.Client
+	// leases is the raw lease API on etcd's connection, for the grant with
+	// a chosen ID that clientv3's Lease does not offer (grantAndCreate).
+	// It shares the connection's credentials and its retry rule for
+	// requests that are not repeatable: retried only if never sent.
+	leases  etcdserverpb.LeaseClient
 	keys    Keyspace
 	timeout time.Duration
 }
@@ -41,7 +47,7 @@ func New(etcd *clientv3.Client, opts Options) (*Client, error) {
 	if opts.RequestTimeout <= 0 {
 		opts.RequestTimeout = 5 * time.Second
 	}
-	return &Client{etcd: etcd, keys: ks, timeout: opts.RequestTimeout}, nil
+	return &Client{etcd: etcd, leases: etcdserverpb.NewLeaseClient(etcd.ActiveConnection()), keys: ks, timeout: opts.RequestTimeout}, nil
 }
 
 // Keyspace returns the layout of the client's keys.
@@ -119,6 +125,10 @@ func isUnavailable(err error) bool {
 }
 
 // IsLeaseNotFound reports whether err says the lease no longer exists.
+func isLeaseExists(err error) bool {
+	return errors.Is(err, rpctypes.ErrLeaseExist) || errors.Is(err, rpctypes.ErrGRPCLeaseExist)
+}
+
 func isLeaseNotFound(err error) bool {
 	return errors.Is(err, rpctypes.ErrLeaseNotFound) || errors.Is(err, rpctypes.ErrGRPCLeaseNotFound)
 }
