@@ -486,3 +486,16 @@ func (tl *timeline) upperBound(a []anchor, rev int64) time.Time {
 	}
 	return tl.readAt
 }
+
+// ActiveSince returns the holds and waits that may have been going on at or
+// after t: those still going, and those whose end is not known to be before
+// t (an end known only to within a span is kept if the span reaches t).
+func (h *History) ActiveSince(t time.Time) []PastHold {
+	var out []PastHold
+	for _, p := range h.Holds {
+		if p.EndRevision == 0 || !p.Ended.By.Before(t) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
