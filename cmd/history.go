@@ -37,18 +37,19 @@ etcd keeps revisions until it compacts them: the first line says whether the
 history is complete, or from which revision (and from when) it is.
 
 How a hold ended, and what each word proves:
-  forced               removed with 'release --force' by the user shown
-                       (its key carried forced_by, which only --force writes)
-  released             provably not an expiry: its key was deleted while its
-                       lease lived on (a semaphore's release by token), or it
-                       ended more than a second before its lease could first
-                       have expired (queued_at + TTL, by the holders' clocks)
-  released or expired  its lease ended or its key was deleted, and nothing
-                       tells which: run's release revokes the lease, which
-                       etcd records exactly as an expiry
-  gave up              a waiter that left before its turn (-w ran out, -n,
-                       a signal, or its lease ended)
-  holding, waiting     still there
+
+    forced               removed with 'release --force' by the user shown
+                         (its key carried forced_by, which only --force writes)
+    released             provably not an expiry: its key was deleted while its
+                         lease lived on (a semaphore's release by token), or it
+                         ended more than a second before its lease could first
+                         have expired (queued_at + TTL, by the holders' clocks)
+    released or expired  its lease ended or its key was deleted, and nothing
+                         tells which: run's release revokes the lease, which
+                         etcd records exactly as an expiry
+    gave up              a waiter that left before its turn (-w ran out, -n,
+                         a signal, or its lease ended)
+    holding, waiting     still there
 
 Revisions carry no time. Times come from the contenders' own timestamps
 (queued_at, and acquired_at for a hold taken after waiting): "taken" is the
