@@ -34,7 +34,8 @@ holder waited, when and how it ended, and the waiters that gave up. It reads
 the history and writes nothing; acquire, run and release pay nothing for it.
 
 etcd keeps revisions until it compacts them: the first line says whether the
-history is complete, or from which revision (and from when) it is.
+history is complete, or from which revision (and from when) it is. Reading it
+is bounded by --command-timeout as a whole; raise it for a long history.
 
 How a hold ended, and what each word proves:
 
@@ -50,6 +51,8 @@ How a hold ended, and what each word proves:
     gave up              a waiter that left before its turn (-w ran out, -n,
                          a signal, or its lease ended)
     holding, waiting     still there
+
+Nothing in etcd's history can prove an expiry, so "expired" is never shown.
 
 Revisions carry no time. Times come from the contenders' own timestamps
 (queued_at, and acquired_at for a hold taken after waiting): "taken" is the

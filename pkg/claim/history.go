@@ -39,7 +39,8 @@ import (
 //     by a timestamp that bounds the end from above;
 //   - released or expired: every other end. run's release revokes the
 //     lease, which deletes the key exactly as an expiry does: etcd keeps no
-//     trace of which it was.
+//     trace of which it was. Nothing proves an expiry, so no End says
+//     "expired".
 //
 // Times: revisions carry no time. The contenders' own timestamps are the
 // anchors: queued_at is stamped just before the key is created (it bounds the
