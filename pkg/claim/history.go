@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -280,8 +281,16 @@ func replay(ks Keyspace, name string, base int64, baseKVs []*mvccKV, events []*c
 	hist := &History{Name: name, Revision: end, From: max(base, 1), Compacted: base > 0, ReadAt: readAt}
 	var all []*pastKey
 	live := map[string]*pastKey{}
+	var queue []*pastKey // the live keys in create-revision order
 	slots := map[string]*pastKey{} // live slot keys, by key
 
+	remove := func(p *pastKey) {
+		delete(live, p.h.Key)
+		i := sort.Search(len(queue), func(i int) bool { return queue[i].h.CreateRevision >= p.h.CreateRevision })
+		if i < len(queue) && queue[i] == p {
+			queue = slices.Delete(queue, i, i+1)
+		}
+	}
 	put := func(kv *mvccKV, rev int64, before bool) {
 		key := string(kv.Key)
 		if _, i, ok := ks.ParseSlot(key); ok {
@@ -296,8 +305,13 @@ func replay(ks Keyspace, name string, base int64, baseKVs []*mvccKV, events []*c
 		if p == nil || p.h.CreateRevision != kv.CreateRevision {
 			p = &pastKey{h: PastHold{Entry: Entry{Key: key, CreateRevision: kv.CreateRevision, Slot: -1}, BeforeHistory: before, Waited: -1}}
 			p.h.Name, p.h.Lease, _ = ks.Parse(key)
+			if old := live[key]; old != nil {
+				remove(old) // re-created without a delete seen: cannot happen, but keep the queue exact
+			}
 			live[key] = p
 			all = append(all, p)
+			i := sort.Search(len(queue), func(i int) bool { return queue[i].h.CreateRevision > kv.CreateRevision })
+			queue = slices.Insert(queue, i, p)
 		}
 		p.h.Holder = decodeHolder(kv.Value)
 		if hd := p.h.Holder; hd != nil {
@@ -311,11 +325,6 @@ func replay(ks Keyspace, name string, base int64, baseKVs []*mvccKV, events []*c
 	}
 	// heads marks the first Limit live keys as holders at rev.
 	heads := func(rev int64) {
-		queue := make([]*pastKey, 0, len(live))
-		for _, p := range live {
-			queue = append(queue, p)
-		}
-		sort.Slice(queue, func(i, j int) bool { return queue[i].h.CreateRevision < queue[j].h.CreateRevision })
 		if len(queue) == 0 {
 			return
 		}
@@ -353,7 +362,7 @@ func replay(ks Keyspace, name string, base int64, baseKVs []*mvccKV, events []*c
 			}
 			if p := live[key]; p != nil {
 				p.h.EndRevision = rev
-				delete(live, key)
+				remove(p)
 				deleted = append(deleted, p)
 			}
 		}
