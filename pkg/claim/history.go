@@ -281,7 +281,7 @@ func replay(ks Keyspace, name string, base int64, baseKVs []*mvccKV, events []*c
 	hist := &History{Name: name, Revision: end, From: max(base, 1), Compacted: base > 0, ReadAt: readAt}
 	var all []*pastKey
 	live := map[string]*pastKey{}
-	var queue []*pastKey // the live keys in create-revision order
+	var queue []*pastKey           // the live keys in create-revision order
 	slots := map[string]*pastKey{} // live slot keys, by key
 
 	remove := func(p *pastKey) {
