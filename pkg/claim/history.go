@@ -186,6 +186,9 @@ func (c *Client) History(ctx context.Context, name string) (*History, error) {
 			}
 		}
 		events, compacted, err := c.historyEvents(ctx, name, base+1, end)
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("%s: %w: etcd did not send the history within the request timeout (%v); a long history needs a longer one", op, ErrUnavailable, c.timeout)
+		}
 		if err != nil {
 			return nil, c.etcdError(op, err)
 		}
