@@ -52,6 +52,7 @@ func TestScripts(t *testing.T) {
 			"rising":    cmdRising,
 			"exits":     cmdExits,
 			"waitfile":  cmdWaitFile,
+			"compact":   cmdCompact,
 		},
 	})
 }
@@ -161,6 +162,31 @@ func cmdEnvFile(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: envfile NAME FILE")
 	}
 	ts.Setenv(args[0], strings.TrimRight(ts.ReadFile(args[1]), "\n"))
+}
+
+// cmdCompact compacts the script's etcd at its current revision, as an
+// operator's retention policy would, so that history can be tested with
+// part of it gone:
+//
+//	compact
+func cmdCompact(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 0 {
+		ts.Fatalf("usage: compact")
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(ts.Getenv("CLAIMCTL_ENDPOINTS"), ","), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		ts.Fatalf("compact: %v", err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := cli.Get(ctx, "compact", clientv3.WithCountOnly())
+	if err == nil {
+		_, err = cli.Compact(ctx, resp.Header.Revision)
+	}
+	if err != nil {
+		ts.Fatalf("compact: %v", err)
+	}
 }
 
 // cmdRising checks that the tokens in the given files (one token per file,

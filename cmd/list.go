@@ -81,14 +81,14 @@ func listRun(opts *ListOptions) error {
 	// of 10,000 claims costs 130,000 write(2) calls.
 	out := bufio.NewWriter(f.IO.Out)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tLIMIT\tOWNER\tSLOT\tFENCING TOKEN\tSINCE\tWAITING")
+	fmt.Fprintln(tw, "NAME\tLIMIT\tOWNER\tSLOT\tFENCING TOKEN\tHELD\tWAITING")
 	for _, s := range claims {
 		for i, h := range s.Holders {
 			name, waiting := s.Name, fmt.Sprint(s.Waiting)
 			if i > 0 {
 				name, waiting = "", ""
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%s\n", name, s.Limit, owner(h), slot(h), h.CreateRevision, since(h, now), waiting)
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%s\n", name, s.Limit, owner(h), slot(h), h.CreateRevision, heldFor(h, now), waiting)
 		}
 	}
 	if err := tw.Flush(); err != nil {

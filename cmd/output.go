@@ -6,7 +6,6 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -67,13 +66,4 @@ func plural(n int) string {
 		return ""
 	}
 	return "s"
-}
-
-// ago formats how long ago t was, for humans.
-func ago(t time.Time, now time.Time) string {
-	d := now.Sub(t).Round(time.Second)
-	if d < 0 {
-		d = 0
-	}
-	return d.String() + " ago"
 }

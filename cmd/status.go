@@ -125,16 +125,16 @@ func printStatus(w io.Writer, st claim.Status, now time.Time) error {
 	}
 	fmt.Fprintf(w, "%s (%s): %d holder%s, %d waiting\n", st.Name, kind, len(st.Holders), plural(len(st.Holders)), len(st.Waiters))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "\tOWNER\tSLOT\tFENCING TOKEN\tLEASE\tSINCE\tEXPIRES IN\tNOTE")
+	fmt.Fprintln(tw, "\tOWNER\tSLOT\tFENCING TOKEN\tLEASE\tHELD/WAITED\tEXPIRES IN\tNOTE")
 	for _, h := range st.Holders {
 		expires := "?"
 		if h.Remaining >= 0 {
 			expires = h.Remaining.String()
 		}
-		fmt.Fprintf(tw, "holder\t%s\t%s\t%d\t%x\t%s\t%s\t%s\n", owner(h.Entry), slot(h.Entry), h.CreateRevision, h.Lease, since(h.Entry, now), expires, note(h.Entry))
+		fmt.Fprintf(tw, "holder\t%s\t%s\t%d\t%x\t%s\t%s\t%s\n", owner(h.Entry), slot(h.Entry), h.CreateRevision, h.Lease, heldFor(h.Entry, now), expires, note(h.Entry))
 	}
 	for i, e := range st.Waiters {
-		fmt.Fprintf(tw, "waiting #%d\t%s\t-\t-\t%x\t%s\t-\t%s\n", i+1, owner(e), e.Lease, since(e, now), note(e))
+		fmt.Fprintf(tw, "waiting #%d\t%s\t-\t-\t%x\t%s\t-\t%s\n", i+1, owner(e), e.Lease, waitedFor(e, now), note(e))
 	}
 	return tw.Flush()
 }
@@ -162,7 +162,11 @@ func note(e claim.Entry) string {
 	return strings.ReplaceAll(e.Holder.Note, "\t", " ")
 }
 
-func since(e claim.Entry, now time.Time) string {
+// heldFor is how long a holder has held the claim: since acquired_at, or
+// since queued_at when it did not wait (a holder that waited but has not yet
+// recorded acquired_at counts its wait too, for the first moments of its
+// hold).
+func heldFor(e claim.Entry, now time.Time) string {
 	if e.Holder == nil {
 		return "-"
 	}
@@ -170,8 +174,21 @@ func since(e claim.Entry, now time.Time) string {
 	if e.Holder.AcquiredAt != nil {
 		t = *e.Holder.AcquiredAt
 	}
+	return forString(t, now)
+}
+
+// waitedFor is how long a waiter has waited: since queued_at.
+func waitedFor(e claim.Entry, now time.Time) string {
+	if e.Holder == nil {
+		return "-"
+	}
+	return forString(e.Holder.QueuedAt, now)
+}
+
+// forString is the time from t to now, to the second.
+func forString(t, now time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
-	return ago(t, now)
+	return max(now.Sub(t).Round(time.Second), 0).String()
 }

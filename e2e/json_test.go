@@ -160,6 +160,63 @@ func TestJSONOutputMatchesTheDocumentedSchema(t *testing.T) {
 		t.Fatalf("a holder that waited has no acquired_at: %+v", forced.Removed[0])
 	}
 
+	// history: the hold released by token, then the waiter that took over
+	// and was forced out.
+	var history struct {
+		Name                 string     `json:"name"`
+		Revision             int64      `json:"revision"`
+		CompleteFromRevision int64      `json:"complete_from_revision"`
+		Compacted            bool       `json:"compacted"`
+		CompleteAfter        *time.Time `json:"complete_after"`
+		ReadAt               time.Time  `json:"read_at"`
+		Since                *time.Time `json:"since"`
+		Holds                []struct {
+			Owner         string     `json:"owner"`
+			Host          string     `json:"host"`
+			PID           int        `json:"pid"`
+			Note          string     `json:"note"`
+			Foreign       bool       `json:"foreign"`
+			FencingToken  int64      `json:"fencing_token"`
+			LeaseID       string     `json:"lease_id"`
+			Key           string     `json:"key"`
+			Slot          *int       `json:"slot"`
+			SlotName      string     `json:"slot_name"`
+			TTLSeconds    int64      `json:"ttl_seconds"`
+			QueuedAt      *time.Time `json:"queued_at"`
+			AcquiredAt    *time.Time `json:"acquired_at"`
+			BeforeHistory bool       `json:"before_history"`
+			Held          bool       `json:"held"`
+			TakenRevision int64      `json:"taken_revision"`
+			TakenAt       *time.Time `json:"taken_at"`
+			TakenAfter    *time.Time `json:"taken_after"`
+			TakenBy       *time.Time `json:"taken_by"`
+			WaitedMS      *int64     `json:"waited_ms"`
+			EndRevision   int64      `json:"end_revision"`
+			EndedAfter    *time.Time `json:"ended_after"`
+			EndedBy       *time.Time `json:"ended_by"`
+			End           string     `json:"end"`
+			Proof         string     `json:"proof"`
+			ForcedBy      string     `json:"forced_by"`
+		} `json:"holds"`
+	}
+	claimctlJSON(t, endpoints, &history, "history", "-o", "json", "--since", "1h", "deploy")
+	if history.Name != "deploy" || history.Revision < forced.Removed[0].FencingToken || history.CompleteFromRevision != 1 || history.Compacted ||
+		history.CompleteAfter != nil || history.Since == nil || time.Since(history.ReadAt) > time.Minute || len(history.Holds) != 2 {
+		t.Fatalf("history -o json = %+v", history)
+	}
+	first, second := history.Holds[0], history.Holds[1]
+	if first.FencingToken != acq.FencingToken || first.Note != "n1" || first.LeaseID != acq.LeaseID || first.Key != acq.Key || !first.Held ||
+		first.TakenRevision != acq.FencingToken || first.TakenAt == nil || first.WaitedMS == nil || *first.WaitedMS != 0 ||
+		first.Slot == nil || *first.Slot != 0 || first.TTLSeconds != 30 || first.QueuedAt == nil || first.PID <= 0 || first.Host == "" ||
+		first.EndRevision <= first.FencingToken || first.EndedBy == nil || first.EndedAfter == nil || first.End != "released" || first.Proof != "before_expiry" {
+		t.Fatalf("history: the first hold = %+v", first)
+	}
+	if second.FencingToken != forced.Removed[0].FencingToken || second.TakenRevision != first.EndRevision || second.AcquiredAt == nil ||
+		second.TakenAt == nil || !second.TakenAt.Equal(*second.AcquiredAt) || second.WaitedMS == nil || second.End != "forced" ||
+		second.ForcedBy != forced.ForcedBy || second.EndedBy == nil {
+		t.Fatalf("history: the second hold = %+v", second)
+	}
+
 	var doctor struct {
 		Settings []struct {
 			Key    string `json:"key"`
