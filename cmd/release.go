@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/claimctl/claimctl/pkg/claim"
 	"github.com/claimctl/claimctl/pkg/eventlog"
+	"github.com/claimctl/claimctl/pkg/runmetrics"
 )
 
 // ReleaseOptions are the inputs of `claimctl release`.
@@ -64,6 +66,7 @@ TOKEN defaults to $CLAIMCTL_TOKEN.`,
 	}
 	cmd.Flags().BoolVar(&opts.Force, "force", false, "remove the current holder(s) of NAME, whoever they are")
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", "text", "output: text or json")
+	cmd.Flags().String("metrics-file", "", "the metrics file acquire --metrics-file wrote: record the hold's end there (ok)")
 	return cmd
 }
 
@@ -80,6 +83,15 @@ func releaseRun(opts *ReleaseOptions) error {
 		return err
 	}
 	f.describe(slog.String(eventlog.KeyClaim, tok.Name), slog.Int64(eventlog.KeyFencingToken, tok.Revision))
+	cfg, err := f.Config(opts.cmd)
+	if err != nil {
+		return err
+	}
+	if cfg.MetricsFile != "" {
+		if err := runmetrics.Validate(cfg.MetricsFile); err != nil {
+			return valueError("metrics-file", cfg.Sources["metrics-file"], err)
+		}
+	}
 	c, closeEtcd, err := f.Claims(opts.cmd)
 	if err != nil {
 		return err
@@ -87,6 +99,12 @@ func releaseRun(opts *ReleaseOptions) error {
 	defer closeEtcd()
 	if err := c.Release(opts.cmd.Context(), tok); err != nil {
 		return err
+	}
+	if cfg.MetricsFile != "" {
+		// The hold acquire --metrics-file left holding ends here.
+		if _, err := runmetrics.Released(cfg.MetricsFile, tok.Name, tok.Revision, time.Now()); err != nil {
+			f.event(true, slog.LevelWarn, eventlog.Notice, fmt.Sprintf("could not write the metrics file: %v", err))
+		}
 	}
 	if opts.Output == "json" {
 		return writeJSON(f.IO.Out, struct {

@@ -2,55 +2,18 @@ package runmetrics_test
 
 import (
 	"bufio"
-	"encoding/json"
-	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
+	"github.com/claimctl/claimctl/internal/promtooltest"
 	"github.com/claimctl/claimctl/pkg/runmetrics"
 )
 
 // rulesFile is the alerting rules file the recipe tells users to install.
 const rulesFile = "../../docs/alerts/claimctl.rules.yml"
-
-// The promtool test file, written as JSON (which YAML parsers read as YAML)
-// so that no YAML is written by hand.
-type promtoolFile struct {
-	RuleFiles          []string        `json:"rule_files"`
-	EvaluationInterval string          `json:"evaluation_interval"`
-	Tests              []promtoolGroup `json:"tests"`
-}
-
-type promtoolGroup struct {
-	Interval       string          `json:"interval"`
-	InputSeries    []inputSeries   `json:"input_series"`
-	AlertRuleTests []alertRuleTest `json:"alert_rule_test"`
-}
-
-type inputSeries struct {
-	Series string `json:"series"`
-	Values string `json:"values"`
-}
-
-type alertRuleTest struct {
-	EvalTime  string     `json:"eval_time"`
-	Alertname string     `json:"alertname"`
-	ExpAlerts []expAlert `json:"exp_alerts"`
-}
-
-type expAlert struct {
-	ExpLabels      map[string]string `json:"exp_labels"`
-	ExpAnnotations map[string]string `json:"exp_annotations"`
-}
 
 // now is the evaluation time of every scenario. promtool's clock starts at
 // the Unix epoch, so the reports are written in 1970.
@@ -76,30 +39,6 @@ func holdingRun(ago time.Duration) runmetrics.Report {
 		Acquired: at(ago), FencingToken: 4}
 }
 
-func nightlyAlert(value string) []expAlert {
-	return []expAlert{{
-		ExpLabels: map[string]string{"claim": "nightly", "severity": "warning"},
-		ExpAnnotations: map[string]string{
-			"summary": "nightly has not run successfully on any host for 26 hours",
-			"description": "No host has reported a successful run of claim nightly for " + value + ". " +
-				"Look at claimctl_last_run_outcome on the hosts: all skipping means another holder kept the claim " +
-				"(claimctl status nightly); failed means the job exits non-zero.",
-		},
-	}}
-}
-
-func heldAlert(instance string) []expAlert {
-	return []expAlert{{
-		ExpLabels: map[string]string{"claim": "nightly", "instance": instance, "job": "node", "severity": "warning"},
-		ExpAnnotations: map[string]string{
-			"summary": "nightly has been held on " + instance + " for more than an hour",
-			"description": "claimctl on " + instance + " took claim nightly more than an hour ago and has not reported " +
-				"the end of the run. The job may be stuck, or claimctl was killed and its metrics file still says " +
-				"holding: check the host and claimctl status nightly.",
-		},
-	}}
-}
-
 // TestAlertRules writes the files of a few fleets with runmetrics.Write, feeds
 // their samples to promtool as a scrape of each host's node_exporter would
 // see them, and checks which of the rules in docs/alerts/claimctl.rules.yml
@@ -113,15 +52,11 @@ func heldAlert(instance string) []expAlert {
 // hosts keeps it quiet) and another claim with an old success (the rule is
 // for the nightly claim only).
 func TestAlertRules(t *testing.T) {
-	promtool := os.Getenv("CLAIMCTL_PROMTOOL")
+	promtool := os.Getenv(promtooltest.Env)
 	if promtool == "" {
-		t.Skip("CLAIMCTL_PROMTOOL is not set; to test the alert rules run: CLAIMCTL_PROMTOOL=$(scripts/promtool.sh) go test -run TestAlertRules ./pkg/runmetrics/")
+		t.Skip(promtooltest.SkipHint)
 	}
-	rules, err := filepath.Abs(rulesFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	type want struct{ nightly, held []expAlert }
+	type want struct{ nightly, held []promtooltest.Alert }
 	tests := []struct {
 		name  string
 		hosts map[string][]runmetrics.Report // host -> its runs, in order
@@ -134,7 +69,7 @@ func TestAlertRules(t *testing.T) {
 			"host-a": {okRun(27 * time.Hour), skippedRun("nightly", 3*time.Hour)},
 			"host-b": {skippedRun("nightly", 27*time.Hour+10*time.Minute), holdingRun(2 * time.Hour)},
 		},
-		want: want{nightly: nightlyAlert("1d 3h 0m 0s"), held: heldAlert("host-b:9100")},
+		want: want{nightly: promtooltest.NightlyAlert("1d 3h 0m 0s"), held: promtooltest.HeldAlert("host-b:9100")},
 	}, {
 		name: "healthy fleet",
 		hosts: map[string][]runmetrics.Report{
@@ -154,12 +89,12 @@ func TestAlertRules(t *testing.T) {
 			"host-a": {okRun(26*time.Hour + 10*time.Minute)},
 			"host-b": {holdingRun(66 * time.Minute)},
 		},
-		want: want{nightly: nightlyAlert("1d 2h 10m 0s"), held: heldAlert("host-b:9100")},
+		want: want{nightly: promtooltest.NightlyAlert("1d 2h 10m 0s"), held: promtooltest.HeldAlert("host-b:9100")},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			var series []inputSeries
+			var series []promtooltest.Series
 			for host, runs := range tt.hosts {
 				hostDir := filepath.Join(dir, host) + "/"
 				if err := os.Mkdir(hostDir, 0o755); err != nil {
@@ -170,86 +105,21 @@ func TestAlertRules(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				series = append(series, scrape(t, hostDir, host+":9100")...)
+				s, err := promtooltest.Scrape(hostDir, host+":9100", int(now/time.Minute), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				series = append(series, s...)
 			}
-			slices.SortFunc(series, func(a, b inputSeries) int { return strings.Compare(a.Series, b.Series) })
-			if tt.want.nightly == nil {
-				tt.want.nightly = []expAlert{}
-			}
-			if tt.want.held == nil {
-				tt.want.held = []expAlert{}
-			}
-			test := promtoolFile{
-				RuleFiles:          []string{rules},
-				EvaluationInterval: "1m",
-				Tests: []promtoolGroup{{
-					Interval:    "1m",
-					InputSeries: series,
-					AlertRuleTests: []alertRuleTest{
-						{EvalTime: model.Duration(now).String(), Alertname: "NightlyJobDidNotRun", ExpAlerts: tt.want.nightly},
-						{EvalTime: model.Duration(now).String(), Alertname: "ClaimHeldTooLong", ExpAlerts: tt.want.held},
-					},
-				}},
-			}
-			b, err := json.MarshalIndent(test, "", "  ")
+			err := promtooltest.Run(promtool, rulesFile, dir, series, []promtooltest.Expect{
+				{EvalTime: now, Alertname: "NightlyJobDidNotRun", Alerts: tt.want.nightly},
+				{EvalTime: now, Alertname: "ClaimHeldTooLong", Alerts: tt.want.held},
+			})
 			if err != nil {
 				t.Fatal(err)
 			}
-			file := filepath.Join(dir, "test.yml")
-			if err := os.WriteFile(file, b, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			cmd := exec.Command(promtool, "test", "rules", file)
-			cmd.Dir = dir
-			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Fatalf("promtool test rules: %v\n%s\ntest file:\n%s", err, out, b)
-			}
 		})
 	}
-}
-
-// scrape returns the samples of the .prom files in dir as promtool input
-// series, with the instance and job labels a scrape of node_exporter adds,
-// each constant from promtool's time 0 to now: a textfile does not change
-// until the next run rewrites it.
-func scrape(t *testing.T, dir, instance string) []inputSeries {
-	t.Helper()
-	files, err := filepath.Glob(filepath.Join(dir, "*.prom"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no .prom file in %s: %v", dir, err)
-	}
-	var out []inputSeries
-	steps := int(now / time.Minute)
-	for _, file := range files {
-		f, err := os.Open(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		parser := expfmt.NewTextParser(model.LegacyValidation)
-		mfs, err := parser.TextToMetricFamilies(f)
-		f.Close()
-		if err != nil {
-			t.Fatalf("%s: %v", file, err)
-		}
-		for name, mf := range mfs {
-			for _, m := range mf.GetMetric() {
-				labels := map[string]string{"instance": instance, "job": "node"}
-				for _, lp := range m.GetLabel() {
-					labels[lp.GetName()] = lp.GetValue()
-				}
-				var sel []string
-				for _, k := range slices.Sorted(maps.Keys(labels)) {
-					sel = append(sel, k+"="+strconv.Quote(labels[k]))
-				}
-				v := strconv.FormatFloat(m.GetGauge().GetValue(), 'f', -1, 64)
-				out = append(out, inputSeries{
-					Series: name + "{" + strings.Join(sel, ",") + "}",
-					Values: v + "x" + strconv.Itoa(steps),
-				})
-			}
-		}
-	}
-	return out
 }
 
 // TestRecipeShowsTheRules keeps the rules printed in docs/recipes.md the

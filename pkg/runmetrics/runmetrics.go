@@ -213,32 +213,72 @@ func registry(r Report, lastSuccess float64) (*prometheus.Registry, error) {
 // value is carried as it was written, not through a time.Time, so that it
 // does not drift by rounding from one run to the next.
 func previousSuccess(file, claim string) float64 {
+	v := previous(file, claim)[nameLastSuccess]
+	if v <= 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0
+	}
+	return v
+}
+
+// previous returns the gauges of claim recorded in file, by metric name
+// (the outcome series left out), or nil when file is missing, unreadable
+// or malformed.
+func previous(file, claim string) map[string]float64 {
 	f, err := os.Open(file)
 	if err != nil {
-		return 0
+		return nil
 	}
 	defer f.Close()
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(f)
 	if err != nil {
-		return 0
+		return nil
 	}
-	mf, ok := families[nameLastSuccess]
-	if !ok {
-		return 0
-	}
-	for _, m := range mf.GetMetric() {
-		for _, lp := range m.GetLabel() {
-			if lp.GetName() == "claim" && lp.GetValue() == claim && m.GetGauge() != nil {
-				v := m.GetGauge().GetValue()
-				if v <= 0 || math.IsNaN(v) || math.IsInf(v, 0) {
-					return 0
+	out := map[string]float64{}
+	for name, mf := range families {
+		if name == nameOutcome {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "claim" && lp.GetValue() == claim && m.GetGauge() != nil {
+					out[name] = m.GetGauge().GetValue()
 				}
-				return v
 			}
 		}
 	}
-	return 0
+	return out
+}
+
+// Released records, at the time at, the end of a hold that `claimctl
+// acquire --metrics-file` left holding and that `claimctl release` has just
+// given back: the run becomes ok, with the hold's start and wait as the
+// acquire wrote them. It changes nothing, and reports false, unless the
+// file holds exactly that hold (claim and fencing token): a file about
+// another hold, or none, is not this release's to rewrite.
+func Released(path, claim string, token int64, at time.Time) (bool, error) {
+	if _, err := checkPath(path); err != nil {
+		return false, err
+	}
+	prev := previous(FileFor(path, claim), claim)
+	if prev[nameHolding] != 1 || prev[nameToken] != float64(token) || prev[nameHoldStart] <= 0 {
+		return false, nil
+	}
+	acquired := unix(prev[nameHoldStart])
+	started := unix(prev[nameTimestamp])
+	if started.IsZero() || started.After(acquired) {
+		started = acquired.Add(-time.Duration(prev[nameWait] * float64(time.Second)))
+	}
+	err := Write(path, Report{Claim: claim, Outcome: OK, Started: started, Acquired: acquired, Ended: at, FencingToken: token})
+	return err == nil, err
+}
+
+// unix is Unix seconds as a time, the zero time for 0.
+func unix(v float64) time.Time {
+	if v <= 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(v*1e9))
 }
 
 // seconds is t in Unix seconds, with 0 for the zero time.
