@@ -192,7 +192,13 @@ func (c *Client) grantAndCreate(ctx context.Context, opts AcquireOptions) (*Hold
 				}
 			}
 			continue
+		case g.err != nil && (err != nil || !resp.Succeeded):
+			// No key was created; a grant whose reply was lost leaves a
+			// bare lease that expires by itself, as a lost grant always did.
+			return nil, nil, c.waitError(ctx, op, g.err, false)
 		case g.err != nil || err != nil:
+			// A key or a lease exists: revoke, whether or not the grant's
+			// outcome is known.
 			if g.err != nil {
 				err = g.err
 			}
