@@ -17,6 +17,23 @@
 // Names are escaped so that they contain no '/', which keeps one claim's key
 // range from ever containing another's ("a" and "a/b" are unrelated claims).
 //
+// # Taking a claim
+//
+// Acquire grants the contender's lease and creates its key in one round
+// trip: the lease ID is chosen by the client (random, positive), so the
+// transaction that creates the key attached to that lease and reads the
+// first Limit keys is sent together with the grant, with a head start of
+// 100us for the grant (grantAndCreate). A create that reaches etcd before
+// the grant is refused whole (its lease does not exist yet) and sent again;
+// an ID already taken by another lease has the key deleted and a new ID
+// picked. Neither path lets a contender act on a key it has not proven
+// held, and a failure after the key may exist revokes the lease.
+//
+// A non-blocking acquire (-n) first reads the first Limit keys (busyAlready):
+// if every slot is taken, the claim is busy at that revision and nothing is
+// written at all, which is what a cron fleet's skipped runs cost. Otherwise
+// the full path decides.
+//
 // # Waiting and handoff
 //
 // A contender whose key is not among the first Limit waits (Client.wait):
