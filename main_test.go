@@ -24,11 +24,11 @@ import (
 // TestMain lets the test binary double as claimctl, so that scripts run the
 // real command line in a real process.
 func TestMain(m *testing.M) {
-	os.Exit(testscript.RunMain(m, map[string]func() int{
-		"claimctl": func() int {
-			return cmd.Main(cmd.BuildInfo{Version: "test", Commit: "test", Date: "test"}, os.Args[1:])
+	testscript.Main(m, map[string]func(){
+		"claimctl": func() {
+			os.Exit(cmd.Main(cmd.BuildInfo{Version: "test", Commit: "test", Date: "test"}, os.Args[1:]))
 		},
-	}))
+	})
 }
 
 // TestScripts runs testscripts/*.txtar: the user-visible contract (output,

@@ -30,6 +30,7 @@ func ValidateName(name string) error {
 	}
 	for i, r := range name {
 		if unicode.IsSpace(r) || unicode.IsControl(r) || r == utf8.RuneError {
+			//lint:ignore ST1005 the message ends with the punctuation allowed, ":" included
 			return fmt.Errorf("%w: %s has %s at byte %d; use letters, digits and punctuation such as - _ . / :",
 				ErrInvalidName, strconv.Quote(name), describeRune(r), i)
 		}

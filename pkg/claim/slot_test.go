@@ -335,13 +335,11 @@ func TestNamedSlots(t *testing.T) {
 	names := []string{"db-1", "db-2", "db-3"}
 	o := semOpts("db", 3)
 	o.Slots = names
-	var holds []*claim.Hold
 	for i := range 2 {
 		h, err := c.claims(nil).Acquire(ctxT(t, 10*time.Second), o)
 		if err != nil || h.Slot != i || h.SlotName != names[i] {
 			t.Fatalf("holder %d: %+v, %v; want slot %d named %s", i, h, err, i, names[i])
 		}
-		holds = append(holds, h)
 	}
 	st, err := c.claims(nil).Status(ctxT(t, 5*time.Second), "db")
 	if err != nil || len(st.Holders) != 2 || st.Holders[1].SlotName != "db-2" || st.Holders[1].Slot != 1 {

@@ -67,6 +67,7 @@ func ValidateSlots(names []string) error {
 		}
 		for j, r := range n {
 			if unicode.IsSpace(r) || unicode.IsControl(r) || r == utf8.RuneError {
+				//lint:ignore ST1005 the message ends with the punctuation allowed, ":" included
 				return fmt.Errorf("%w: slot name %s has %s at byte %d; use letters, digits and punctuation such as - _ . / :",
 					ErrInvalidSlots, strconv.Quote(n), describeRune(r), j)
 			}
