@@ -120,6 +120,23 @@ func isUnavailable(err error) bool {
 	switch status.Code(err) {
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted, codes.ResourceExhausted:
 		return true
+	case codes.Internal:
+		// gRPC's own transport failures (an HTTP/2 stream reset, a
+		// connection torn mid-frame) arrive as Internal; etcd's server
+		// errors carry their own codes. Such a request's outcome is
+		// unknown, exactly as with a timeout.
+		return isTransportError(status.Convert(err).Message())
+	}
+	return false
+}
+
+// isTransportError recognises the messages gRPC gives its transport's
+// failures.
+func isTransportError(msg string) bool {
+	for _, s := range []string{"stream terminated by RST_STREAM", "transport is closing", "connection reset", "error reading from server", "unexpected EOF"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
 	}
 	return false
 }

@@ -1,0 +1,35 @@
+package claim
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// TestClassifyError: the failures that leave a request's outcome unknown
+// (timeouts, no leader, transport failures such as a stream reset, which
+// gRPC reports as Internal) are ErrUnavailable (exit 69), and an Internal
+// error that is the server's own is not. The nemesis found a waiter ending
+// with exit 1 on "stream terminated by RST_STREAM with error code:
+// PROTOCOL_ERROR" after a partition healed.
+func TestClassifyError(t *testing.T) {
+	for _, tc := range []struct {
+		err         error
+		unavailable bool
+	}{
+		{context.DeadlineExceeded, true},
+		{status.Error(codes.Unavailable, "connection refused"), true},
+		{status.Error(codes.Internal, "stream terminated by RST_STREAM with error code: PROTOCOL_ERROR"), true},
+		{status.Error(codes.Internal, "transport is closing"), true},
+		{status.Error(codes.Internal, "etcdserver: some server error"), false},
+		{errors.New("something else"), false},
+	} {
+		got := errors.Is(ClassifyError("acquire x", "claimctl/", []string{"e"}, tc.err), ErrUnavailable)
+		if got != tc.unavailable {
+			t.Errorf("ClassifyError(%v): unavailable %v, want %v", tc.err, got, tc.unavailable)
+		}
+	}
+}
