@@ -86,7 +86,7 @@ func acquireRun(opts *AcquireOptions) error {
 	defer stop()
 	wctx, cancel := opts.Acquire.waitContext(ctx)
 	defer cancel()
-	holder := opts.Acquire.holder()
+	holder := opts.Acquire.holder(f.Getenv)
 	f.describeContender(opts.Name, holder)
 	f.waitStarted = time.Now()
 	reporter := newWaitReporter(f, opts.Name)

@@ -128,7 +128,7 @@ func forceReleaseRun(opts *ReleaseOptions) error {
 	}
 	defer closeEtcd()
 	f.describe(slog.String(eventlog.KeyClaim, opts.Arg))
-	by := adminName()
+	by := adminName(f.Getenv)
 	removed, err := c.ForceRelease(opts.cmd.Context(), opts.Arg, by)
 	if err != nil {
 		return err
@@ -164,7 +164,7 @@ func forceReleaseRun(opts *ReleaseOptions) error {
 }
 
 // adminName says who forced a release: USER@HOST.
-func adminName() string {
+func adminName(getenv func(string) string) string {
 	host, _ := os.Hostname()
-	return userName() + "@" + host
+	return userName(getenv) + "@" + host
 }
