@@ -23,7 +23,7 @@ func NewCmdList(f *Factory, runF func(*ListOptions) error) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list [NAME-PREFIX]",
 		Short: "List claims with their holders and the number waiting",
-		Args:  cobra.MaximumNArgs(1),
+		Args:  maxArgs(1, "[NAME-PREFIX]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.cmd = cmd
 			if len(args) == 1 {

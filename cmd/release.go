@@ -40,7 +40,7 @@ TOKEN defaults to $CLAIMCTL_TOKEN.`,
 		Example: `  claimctl release "$TOKEN"
   trap 'claimctl release "$TOKEN"' EXIT
   claimctl release --force deploy`,
-		Args: cobra.MaximumNArgs(1),
+		Args: maxArgs(1, "[TOKEN]"),
 		ValidArgsFunction: func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 			// Only --force takes a name; a token cannot be completed.
 			if !opts.Force {

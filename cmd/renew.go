@@ -31,7 +31,7 @@ expired, or the claim was released or removed with --force).
 
 TOKEN defaults to $CLAIMCTL_TOKEN.`,
 		Example: `  while sleep 20; do claimctl renew "$TOKEN" || exit; done &`,
-		Args:    cobra.MaximumNArgs(1),
+		Args:    maxArgs(1, "[TOKEN]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.cmd = cmd
 			opts.Token = tokenArg(f, args)
