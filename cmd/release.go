@@ -113,8 +113,14 @@ func releaseRun(opts *ReleaseOptions) error {
 			Released     bool   `json:"released"`
 		}{tok.Name, tok.Revision, true})
 	}
-	f.event(f.IO.IsStderrTTY(), slog.LevelInfo, eventlog.Released, fmt.Sprintf("released %s (fencing token %d)", tok.Name, tok.Revision))
+	f.confirmReleased(tok)
 	return nil
+}
+
+// confirmReleased logs a release by token: in text only on a terminal, in
+// JSON always.
+func (f *Factory) confirmReleased(tok claim.Token) {
+	f.event(f.IO.IsStderrTTY(), slog.LevelInfo, eventlog.Released, fmt.Sprintf("released %s (fencing token %d)", tok.Name, tok.Revision))
 }
 
 func forceReleaseRun(opts *ReleaseOptions) error {

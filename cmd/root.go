@@ -120,7 +120,7 @@ exit codes.`,
 		NewCmdList(f, nil),
 		NewCmdHistory(f, nil),
 		NewCmdDoctor(f, nil),
-		NewCmdVersion(f),
+		NewCmdVersion(f, nil),
 		NewCmdHelpExitCodes(),
 	)
 	// Cobra adds its completion command when the root runs; adding it now
