@@ -7,7 +7,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"io/fs"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -88,29 +88,32 @@ func TestExitCode(t *testing.T) {
 // and checks that claimSentinels lists each, so that a new sentinel gets a
 // decided exit code.
 func TestExitCodeCoversEveryClaimSentinel(t *testing.T) {
-	pkgs, err := parser.ParseDir(token.NewFileSet(), "../pkg/claim", func(fi fs.FileInfo) bool {
-		return !strings.HasSuffix(fi.Name(), "_test.go")
-	}, 0)
-	if err != nil {
-		t.Fatal(err)
+	files, err := filepath.Glob("../pkg/claim/*.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("pkg/claim's files: %v %v", files, err)
 	}
 	found := 0
-	for _, p := range pkgs {
-		for _, file := range p.Files {
-			for _, d := range file.Decls {
-				g, ok := d.(*ast.GenDecl)
-				if !ok || g.Tok != token.VAR {
-					continue
-				}
-				for _, spec := range g.Specs {
-					for _, id := range spec.(*ast.ValueSpec).Names {
-						if !strings.HasPrefix(id.Name, "Err") {
-							continue
-						}
-						found++
-						if _, ok := claimSentinels[id.Name]; !ok {
-							t.Errorf("claim.%s has no row in claimSentinels: decide its exit code in exitCode and add it", id.Name)
-						}
+	for _, path := range files {
+		if strings.HasSuffix(path, "_test.go") {
+			continue
+		}
+		file, err := parser.ParseFile(token.NewFileSet(), path, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range file.Decls {
+			g, ok := d.(*ast.GenDecl)
+			if !ok || g.Tok != token.VAR {
+				continue
+			}
+			for _, spec := range g.Specs {
+				for _, id := range spec.(*ast.ValueSpec).Names {
+					if !strings.HasPrefix(id.Name, "Err") {
+						continue
+					}
+					found++
+					if _, ok := claimSentinels[id.Name]; !ok {
+						t.Errorf("claim.%s has no row in claimSentinels: decide its exit code in exitCode and add it", id.Name)
 					}
 				}
 			}
