@@ -141,6 +141,7 @@ func TestRunExitCodes(t *testing.T) {
 		{args: []string{"acquire", "--ttl", "long", "x"}, code: ExitUsage, stderr: `claimctl: invalid argument "long" for "--ttl" flag: time: invalid duration "long"`, help: true},
 		{args: []string{"frobnicate"}, code: ExitUsage, stderr: `claimctl: unknown command "frobnicate" for "claimctl"`, help: true},
 		{args: []string{"--quiet", "frobnicate"}, code: ExitUsage, stderr: `claimctl: unknown command "frobnicate" for "claimctl"`, help: true},
+		{args: []string{"__complete"}, code: ExitUsage, help: true},
 		{args: []string{"completion", "bash", "x"}, code: ExitUsage, stderr: "claimctl: completion bash takes no arguments (got 1 argument)", help: true},
 		{args: []string{"run", "x", "--bogus", "echo"}, code: ExitUsage, stderr: "claimctl: run x: unknown flag: --bogus (claimctl's own flags come before the command; if it is the command's, start the command with '--': claimctl run x [flags] -- CMD [ARGS...])", help: true},
 		{args: []string{"acquire", "-o", "yaml", "x"}, code: ExitUsage, stderr: `claimctl: invalid --output "yaml": use text, json, env`},

@@ -66,7 +66,8 @@ func (e *flagError) Unwrap() error { return e.err }
 // itself, since every command checks its own arguments (exactArgs, maxArgs,
 // noArgs). Cobra looks the command up before it parses any flag and fails
 // there only, so an error from a command whose flags were never parsed is
-// that failure.
+// that failure. The one other such error is the arity check of Cobra's
+// hidden __complete (which parses no flags of its own): a usage error too.
 func isUnknownCommand(cmd *cobra.Command, err error) bool {
 	return err != nil && cmd != nil && !cmd.Flags().Parsed()
 }
