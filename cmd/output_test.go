@@ -207,3 +207,72 @@ func TestHolderOwnerFromInjectedEnv(t *testing.T) {
 		t.Errorf("owner %q, want --owner's ci", h.Owner)
 	}
 }
+
+// TestWaitReporter checks the waiting message: on a terminal a status line
+// redrawn in place and cleared when the wait ends; elsewhere plain lines; in
+// JSON a waiting record; nothing with -q.
+func TestWaitReporter(t *testing.T) {
+	q := claim.QueueState{Ahead: 2, Limit: 1, Holders: []claim.Entry{{Holder: &claim.Holder{Owner: "ci@build1"}}}}
+	const text = "claimctl: waiting for deploy (0s): held by ci@build1; position 2 in queue"
+	for _, tc := range []struct {
+		name       string
+		tty, quiet bool
+		json       bool
+		check      func(stderr string) bool
+		want       string
+	}{
+		{"terminal", true, false, false, func(s string) bool {
+			return strings.HasPrefix(s, "\r\033[K"+text) && strings.HasSuffix(s, "\r\033[K") && !strings.Contains(s, "\n")
+		}, `"\r\033[K` + text + `...\r\033[K"`},
+		{"not a terminal", false, false, false, func(s string) bool {
+			return strings.HasPrefix(s, text+"\n") && !strings.Contains(s, "\r")
+		}, text + "\\n..."},
+		{"quiet", true, true, false, func(s string) bool { return s == "" }, "nothing"},
+		{"json", true, false, true, func(s string) bool {
+			var rec map[string]any
+			return json.Unmarshal([]byte(s), &rec) == nil && rec["event"] == "waiting" && rec["ahead"] == float64(2) && rec["held_by"] == "ci@build1"
+		}, "one waiting record"},
+	} {
+		f, out, errOut := testFactory(t, nil)
+		f.IO.SetTTY(tc.tty, tc.tty)
+		f.Quiet = tc.quiet
+		if tc.json {
+			f.LogFormatFlag = "json"
+		}
+		w := newWaitReporter(f, "deploy")
+		w.report(q)
+		w.finish()
+		if !tc.check(errOut.String()) || out.Len() != 0 {
+			t.Errorf("%s: stderr %q, stdout %q; want %s", tc.name, errOut, out, tc.want)
+		}
+	}
+}
+
+// TestPrintDoctorMarks checks doctor's marks: ✓/✗ on a terminal, ok/FAIL
+// elsewhere, coloured only when asked.
+func TestPrintDoctorMarks(t *testing.T) {
+	rep := &doctorReport{
+		Settings: []settingReport{{Key: "endpoints", Value: "127.0.0.1:2379", Source: "default"}, {Key: "user", Source: "default"}},
+		Checks: []check{
+			{Area: "endpoints", Name: "127.0.0.1:2379", OK: true, Detail: "healthy"},
+			{Area: "auth", Name: "login", OK: false, Detail: "refused", Fix: "check --user"},
+		},
+	}
+	for _, tc := range []struct {
+		colored, tty bool
+		ok, fail     string
+	}{
+		{false, false, "  ok   127.0.0.1:2379: healthy\n", "  FAIL login: refused\n"},
+		{false, true, "  ✓ 127.0.0.1:2379: healthy\n", "  ✗ login: refused\n"},
+		{true, true, "  \x1b[32m✓\x1b[0m 127.0.0.1:2379: healthy\n", "  \x1b[31;1m✗\x1b[0;22m login: refused\n"},
+	} {
+		var b bytes.Buffer
+		printDoctor(&b, tc.colored, tc.tty, rep)
+		s := b.String()
+		for _, want := range []string{"Settings\n", "  user                      -", tc.ok, tc.fail, "       fix: check --user\n", "claimctl will not work as configured"} {
+			if !strings.Contains(s, want) {
+				t.Errorf("colored %v, tty %v: no %q in\n%s", tc.colored, tc.tty, want, s)
+			}
+		}
+	}
+}
