@@ -86,7 +86,7 @@ func acquireRun(opts *AcquireOptions) error {
 	defer stop()
 	wctx, cancel := opts.Acquire.waitContext(ctx)
 	defer cancel()
-	holder := opts.Acquire.holder()
+	holder := opts.Acquire.holder(f.Getenv)
 	f.describeContender(opts.Name, holder)
 	f.waitStarted = time.Now()
 	reporter := newWaitReporter(f, opts.Name)
@@ -122,8 +122,15 @@ func acquireRun(opts *AcquireOptions) error {
 		}
 		return fmt.Errorf("could not print the token: %v; the claim was released", err)
 	}
-	f.logAcquired(hold, f.IO.IsStderrTTY() && opts.Output == "text")
+	f.confirmAcquired(hold, opts.Output)
 	return nil
+}
+
+// confirmAcquired logs acquire's verified hold: in text only on a terminal
+// and when stdout has the token alone (-o text), as a confirmation for the
+// person who typed the command; in JSON always.
+func (f *Factory) confirmAcquired(h *claim.Hold, output string) {
+	f.logAcquired(h, f.IO.IsStderrTTY() && output == "text")
 }
 
 // logAcquired logs a verified hold; visible says whether the text log

@@ -79,20 +79,21 @@ func (a *acquireFlags) validate(cmd *cobra.Command, name string, ttl time.Durati
 	return nil
 }
 
-// holder returns the metadata to store with the claim.
-func (a *acquireFlags) holder() claim.Holder {
+// holder returns the metadata to store with the claim; getenv is the
+// factory's.
+func (a *acquireFlags) holder(getenv func(string) string) claim.Holder {
 	host, _ := os.Hostname()
 	owner := a.Owner
 	if owner == "" {
-		owner = userName() + "@" + host
+		owner = userName(getenv) + "@" + host
 	}
 	return claim.Holder{Owner: owner, Host: host, PID: os.Getpid(), Note: a.Note}
 }
 
 // userName is $USER, or the account name where USER is unset (cron on
 // some systems).
-func userName() string {
-	if v := os.Getenv("USER"); v != "" {
+func userName(getenv func(string) string) string {
+	if v := getenv("USER"); v != "" {
 		return v
 	}
 	if u, err := user.Current(); err == nil {

@@ -38,7 +38,7 @@ whether this user may write under the key prefix (checked with a short-lived
 key on a short lease, removed afterwards). Each failure says what to fix.
 
 Exit 0 only when everything claimctl needs works.`,
-		Args: cobra.NoArgs,
+		Args: noArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.cmd = cmd
 			if runF != nil {

@@ -12,19 +12,19 @@ import (
 
 // Exit codes are a public contract for scripts; ExitCodes below documents
 // each one and testscripts/exit_*.txtar test each one. Do not renumber them.
+// run's 126 and 127 (the command could not be executed / was not found) are
+// not here: they are supervise.StartError's Code, as a shell reports them.
 const (
-	ExitOK          = 0  // success
-	ExitError       = 1  // anything not covered below
-	ExitUsage       = 64 // bad flag, argument, name, duration, limit
-	ExitBadToken    = 65 // the token cannot be parsed
-	ExitUnavailable = 69 // etcd unavailable, or the outcome unknown
-	ExitBusy        = 75 // busy with -n, or the -w wait timed out (unless -E)
-	ExitNotHeld     = 76 // the token no longer holds the claim; run: the claim was lost
-	ExitPermission  = 77 // etcd refused: authentication or RBAC
-	ExitConfig      = 78 // bad config file, unreadable TLS files
-	ExitTimeout     = 124
-	ExitCannotExec  = 126
-	ExitNotFound    = 127
+	ExitOK          = 0   // success
+	ExitError       = 1   // anything not covered below
+	ExitUsage       = 64  // bad flag, argument, name, duration, limit
+	ExitBadToken    = 65  // the token cannot be parsed
+	ExitUnavailable = 69  // etcd unavailable, or the outcome unknown
+	ExitBusy        = 75  // busy with -n, or the -w wait timed out (unless -E)
+	ExitNotHeld     = 76  // the token no longer holds the claim; run: the claim was lost
+	ExitPermission  = 77  // etcd refused: authentication or RBAC
+	ExitConfig      = 78  // bad config file, unreadable TLS files
+	ExitTimeout     = 124 // run: the command exceeded --max-runtime
 )
 
 // ExitCodeDoc is one row of the documented exit-code table.

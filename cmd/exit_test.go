@@ -32,7 +32,7 @@ func TestREADMEExitCodesMatchTable(t *testing.T) {
 }
 
 // TestExitCodesTableListsEveryCode checks that every exit-code constant has
-// a row.
+// a row, and so have 126 and 127, which supervise.StartError carries.
 func TestExitCodesTableListsEveryCode(t *testing.T) {
 	rows := map[string]bool{}
 	for _, e := range ExitCodes {
@@ -40,7 +40,7 @@ func TestExitCodesTableListsEveryCode(t *testing.T) {
 			rows[c] = true
 		}
 	}
-	for _, code := range []int{ExitOK, ExitError, ExitUsage, ExitBadToken, ExitUnavailable, ExitBusy, ExitNotHeld, ExitPermission, ExitConfig, ExitTimeout, ExitCannotExec, ExitNotFound} {
+	for _, code := range []int{ExitOK, ExitError, ExitUsage, ExitBadToken, ExitUnavailable, ExitBusy, ExitNotHeld, ExitPermission, ExitConfig, ExitTimeout, 126, 127} {
 		if !rows[strconv.Itoa(code)] {
 			t.Errorf("exit code %d has no row in ExitCodes", code)
 		}

@@ -61,7 +61,7 @@ func (f *Factory) Config(cmd *cobra.Command) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	f.IO.SetColorMode(cfg.Color)
+	f.IO.SetColorMode(cfg.Color, f.Getenv("NO_COLOR") != "")
 	f.cfg = cfg
 	return cfg, nil
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/claimctl/claimctl/pkg/claim"
 )
 
 // ListOptions are the inputs of `claimctl list`.
@@ -23,7 +25,7 @@ func NewCmdList(f *Factory, runF func(*ListOptions) error) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list [NAME-PREFIX]",
 		Short: "List claims with their holders and the number waiting",
-		Args:  cobra.MaximumNArgs(1),
+		Args:  maxArgs(1, "[NAME-PREFIX]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.cmd = cmd
 			if len(args) == 1 {
@@ -70,13 +72,18 @@ func listRun(opts *ListOptions) error {
 		}
 		return writeJSON(f.IO.Out, out)
 	}
+	return printClaims(f, claims, time.Now())
+}
+
+// printClaims writes list's table to stdout. With no claims it writes
+// nothing there, and says so on stderr only to a person at a terminal.
+func printClaims(f *Factory, claims []claim.Summary, now time.Time) error {
 	if len(claims) == 0 {
 		if f.IO.IsStderrTTY() && !f.Quiet {
 			fmt.Fprintln(f.IO.ErrOut, "claimctl: no claims")
 		}
 		return nil
 	}
-	now := time.Now()
 	// tabwriter writes every cell separately: buffer them, or a listing
 	// of 10,000 claims costs 130,000 write(2) calls.
 	out := bufio.NewWriter(f.IO.Out)

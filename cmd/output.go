@@ -50,15 +50,32 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// exactArgs is cobra.ExactArgs with a message that names the missing
-// arguments.
-func exactArgs(n int, names string) cobra.PositionalArgs {
+// exactArgs checks that a command has n arguments, named by names
+// ("NAME"), and reports a usage error that names them otherwise. claimctl
+// checks every command's arity itself (exactArgs, maxArgs, noArgs), so that
+// a wrong number of arguments is a usage error by type, never by matching
+// Cobra's messages.
+func exactArgs(n int, names string) cobra.PositionalArgs { return argsBetween(n, n, names) }
+
+// maxArgs checks that a command has at most n arguments, named by names
+// ("[TOKEN]").
+func maxArgs(n int, names string) cobra.PositionalArgs { return argsBetween(0, n, names) }
+
+// noArgs checks that a command has no arguments.
+func noArgs() cobra.PositionalArgs { return argsBetween(0, 0, "no arguments") }
+
+func argsBetween(lo, hi int, names string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
-		if len(args) != n {
-			return &flagError{fmt.Errorf("%s takes %s (got %d argument%s)", cmd.Name(), names, len(args), plural(len(args)))}
+		if len(args) < lo || len(args) > hi {
+			return &flagError{fmt.Errorf("%s takes %s (got %d argument%s)", commandName(cmd), names, len(args), plural(len(args)))}
 		}
 		return nil
 	}
+}
+
+// commandName is cmd's path below the root: "acquire", "completion bash".
+func commandName(cmd *cobra.Command) string {
+	return strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
 }
 
 func plural(n int) string {

@@ -40,7 +40,7 @@ TOKEN defaults to $CLAIMCTL_TOKEN.`,
 		Example: `  claimctl release "$TOKEN"
   trap 'claimctl release "$TOKEN"' EXIT
   claimctl release --force deploy`,
-		Args: cobra.MaximumNArgs(1),
+		Args: maxArgs(1, "[TOKEN]"),
 		ValidArgsFunction: func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 			// Only --force takes a name; a token cannot be completed.
 			if !opts.Force {
@@ -113,8 +113,14 @@ func releaseRun(opts *ReleaseOptions) error {
 			Released     bool   `json:"released"`
 		}{tok.Name, tok.Revision, true})
 	}
-	f.event(f.IO.IsStderrTTY(), slog.LevelInfo, eventlog.Released, fmt.Sprintf("released %s (fencing token %d)", tok.Name, tok.Revision))
+	f.confirmReleased(tok)
 	return nil
+}
+
+// confirmReleased logs a release by token: in text only on a terminal, in
+// JSON always.
+func (f *Factory) confirmReleased(tok claim.Token) {
+	f.event(f.IO.IsStderrTTY(), slog.LevelInfo, eventlog.Released, fmt.Sprintf("released %s (fencing token %d)", tok.Name, tok.Revision))
 }
 
 func forceReleaseRun(opts *ReleaseOptions) error {
@@ -128,7 +134,7 @@ func forceReleaseRun(opts *ReleaseOptions) error {
 	}
 	defer closeEtcd()
 	f.describe(slog.String(eventlog.KeyClaim, opts.Arg))
-	by := adminName()
+	by := adminName(f.Getenv)
 	removed, err := c.ForceRelease(opts.cmd.Context(), opts.Arg, by)
 	if err != nil {
 		return err
@@ -164,7 +170,7 @@ func forceReleaseRun(opts *ReleaseOptions) error {
 }
 
 // adminName says who forced a release: USER@HOST.
-func adminName() string {
+func adminName(getenv func(string) string) string {
 	host, _ := os.Hostname()
-	return userName() + "@" + host
+	return userName(getenv) + "@" + host
 }

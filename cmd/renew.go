@@ -31,7 +31,7 @@ expired, or the claim was released or removed with --force).
 
 TOKEN defaults to $CLAIMCTL_TOKEN.`,
 		Example: `  while sleep 20; do claimctl renew "$TOKEN" || exit; done &`,
-		Args:    cobra.MaximumNArgs(1),
+		Args:    maxArgs(1, "[TOKEN]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.cmd = cmd
 			opts.Token = tokenArg(f, args)
@@ -87,6 +87,11 @@ func renewRun(opts *RenewOptions) error {
 			TTLSeconds   int64  `json:"ttl_seconds"`
 		}{tok.Name, tok.Revision, fmt.Sprintf("%x", tok.Lease), int64(res.TTL / time.Second)})
 	}
-	f.event(f.IO.IsStderrTTY(), slog.LevelInfo, eventlog.Renewed, fmt.Sprintf("renewed %s (fencing token %d) for %v", tok.Name, tok.Revision, res.TTL))
+	f.confirmRenewed(tok, res.TTL)
 	return nil
+}
+
+// confirmRenewed logs a renewal: in text only on a terminal, in JSON always.
+func (f *Factory) confirmRenewed(tok claim.Token, ttl time.Duration) {
+	f.event(f.IO.IsStderrTTY(), slog.LevelInfo, eventlog.Renewed, fmt.Sprintf("renewed %s (fencing token %d) for %v", tok.Name, tok.Revision, ttl))
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -38,14 +37,14 @@ func Run(ctx context.Context, build BuildInfo, streams *iostreams.IOStreams, get
 	root.SetIn(streams.In)
 	root.SetOut(streams.Out)
 	root.SetErr(streams.ErrOut)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		f.finishMetrics(nil, ExitOK)
 		return ExitOK
 	}
 	err = f.explainTLS(err)
 	var flagErr *flagError
-	if errors.As(err, &flagErr) || isCobraUsageError(err) {
+	if errors.As(err, &flagErr) || isUnknownCommand(cmd, err) {
 		f.logExit(err, ExitUsage, true)
 		return ExitUsage
 	}
@@ -62,16 +61,15 @@ type flagError struct{ err error }
 func (e *flagError) Error() string { return e.err.Error() }
 func (e *flagError) Unwrap() error { return e.err }
 
-// isCobraUsageError recognises the argument errors Cobra itself produces
-// (unknown command, wrong number of arguments).
-func isCobraUsageError(err error) bool {
-	msg := err.Error()
-	for _, s := range []string{"unknown command", "accepts ", "requires at least", "requires at most", "received ", "invalid argument"} {
-		if strings.Contains(msg, s) {
-			return true
-		}
-	}
-	return false
+// isUnknownCommand reports whether err, returned by Execute for cmd, is
+// Cobra's failure to find a command: the one usage error Cobra reports
+// itself, since every command checks its own arguments (exactArgs, maxArgs,
+// noArgs). Cobra looks the command up before it parses any flag and fails
+// there only, so an error from a command whose flags were never parsed is
+// that failure. The one other such error is the arity check of Cobra's
+// hidden __complete (which parses no flags of its own): a usage error too.
+func isUnknownCommand(cmd *cobra.Command, err error) bool {
+	return err != nil && cmd != nil && !cmd.Flags().Parsed()
 }
 
 // NewRootCmd builds the command tree.
@@ -123,9 +121,19 @@ exit codes.`,
 		NewCmdList(f, nil),
 		NewCmdHistory(f, nil),
 		NewCmdDoctor(f, nil),
-		NewCmdVersion(f),
+		NewCmdVersion(f, nil),
 		NewCmdHelpExitCodes(),
 	)
+	// Cobra adds its completion command when the root runs; adding it now
+	// lets its subcommands check their arguments as ours do.
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			for _, shell := range c.Commands() {
+				shell.Args = noArgs()
+			}
+		}
+	}
 	return root
 }
 

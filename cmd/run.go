@@ -193,7 +193,7 @@ func runInside(opts *RunOptions, cfg *Config) error {
 		return usageError("run %s: --max-runtime cannot apply here: the enclosing run (pid %d) holds %s, and this run joins its hold by starting the command in its place, with nothing left to time it; put --max-runtime on the enclosing run, or use timeout(1)", opts.Name, a.Supervisor.PID, opts.Name)
 	}
 	closeEtcd()
-	spec.Env = replaceEnv(os.Environ(), tokenEnv(a.Token, slotString(a.proof.Slot, a.proof.SlotName)))
+	spec.Env = replaceEnv(inheritedEnv(), tokenEnv(a.Token, slotString(a.proof.Slot, a.proof.SlotName)))
 	return supervise.ExecInPlace(spec, path)
 }
 
@@ -235,7 +235,7 @@ func runFresh(opts *RunOptions, cfg *Config, c *claim.Client) error {
 	wctx, stopTimer := opts.Acquire.waitContext(ictx)
 	defer stopTimer()
 	interrupted := cancelOnSignal(signals, cancel)
-	holder := opts.Acquire.holder()
+	holder := opts.Acquire.holder(f.Getenv)
 	f.describeContender(opts.Name, holder)
 	f.waitStarted = time.Now()
 	reporter := newWaitReporter(f, opts.Name)
@@ -348,8 +348,16 @@ func childEnv(f *Factory, h *claim.Hold) []string {
 		holds = append(holds, enclosingHold{Token: h.Token(), Supervisor: self})
 	}
 	vars = append(vars, [2]string{holdsVar, formatHolds(holds)})
-	return replaceEnv(os.Environ(), vars)
+	return replaceEnv(inheritedEnv(), vars)
 }
+
+// inheritedEnv is the environment the command inherits: claimctl's own,
+// whole. It is the one read of the environment that bypasses the factory's
+// Getenv, which answers for one name at a time: the command needs every
+// variable, not the few claimctl looks up, and it gets them from the process
+// itself, as with os/exec. Tests of what the command sees are testscripts
+// (run_env.txtar), which set the process's real environment.
+func inheritedEnv() []string { return os.Environ() }
 
 // replaceEnv returns env with vars set after the inherited values,
 // replacing any of the same name.

@@ -59,8 +59,8 @@ func runFlagError(name string, err error) error {
 	if errors.Is(err, pflag.ErrHelp) {
 		return err
 	}
-	msg := err.Error()
-	if strings.HasPrefix(msg, "unknown flag") || strings.HasPrefix(msg, "unknown shorthand flag") {
+	var unknown *pflag.NotExistError
+	if errors.As(err, &unknown) {
 		return &flagError{fmt.Errorf("run %s: %v (claimctl's own flags come before the command; if it is the command's, start the command with '--': claimctl run %s [flags] -- CMD [ARGS...])", name, err, name)}
 	}
 	return &flagError{fmt.Errorf("run %s: %v", name, err)}

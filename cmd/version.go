@@ -8,34 +8,49 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// NewCmdVersion builds `claimctl version`.
-func NewCmdVersion(f *Factory) *cobra.Command {
-	var output string
+// VersionOptions are the inputs of `claimctl version`.
+type VersionOptions struct {
+	f      *Factory
+	Output string
+}
+
+// NewCmdVersion builds `claimctl version`. runF replaces the run function in
+// tests of flag parsing.
+func NewCmdVersion(f *Factory, runF func(*VersionOptions) error) *cobra.Command {
+	opts := &VersionOptions{f: f}
 	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print the version, commit, build date and Go version",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output, "text", "json"); err != nil {
-				return err
+		Args:  noArgs(),
+		RunE: func(*cobra.Command, []string) error {
+			if runF != nil {
+				return runF(opts)
 			}
-			b := resolveBuild(f.Build)
-			if output == "json" {
-				return writeJSON(f.IO.Out, struct {
-					Version string `json:"version"`
-					Commit  string `json:"commit"`
-					Date    string `json:"date"`
-					Go      string `json:"go"`
-					OS      string `json:"os"`
-					Arch    string `json:"arch"`
-				}{b.Version, b.Commit, b.Date, runtime.Version(), runtime.GOOS, runtime.GOARCH})
-			}
-			_, err := fmt.Fprintln(f.IO.Out, versionText(f.Build))
-			return err
+			return versionRun(opts)
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output: text or json")
+	cmd.Flags().StringVarP(&opts.Output, "output", "o", "text", "output: text or json")
 	return cmd
+}
+
+func versionRun(opts *VersionOptions) error {
+	f := opts.f
+	if err := checkOutput(opts.Output, "text", "json"); err != nil {
+		return err
+	}
+	b := resolveBuild(f.Build)
+	if opts.Output == "json" {
+		return writeJSON(f.IO.Out, struct {
+			Version string `json:"version"`
+			Commit  string `json:"commit"`
+			Date    string `json:"date"`
+			Go      string `json:"go"`
+			OS      string `json:"os"`
+			Arch    string `json:"arch"`
+		}{b.Version, b.Commit, b.Date, runtime.Version(), runtime.GOOS, runtime.GOARCH})
+	}
+	_, err := fmt.Fprintln(f.IO.Out, versionText(f.Build))
+	return err
 }
 
 // resolveBuild fills in what ldflags did not stamp from the module's build

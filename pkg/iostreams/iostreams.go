@@ -36,7 +36,7 @@ func System() *IOStreams {
 		InFile: os.Stdin, OutFile: os.Stdout, ErrFile: os.Stderr,
 		outTTY: isTerminal(os.Stdout), errTTY: isTerminal(os.Stderr),
 	}
-	s.SetColorMode("auto")
+	s.SetColorMode("auto", os.Getenv("NO_COLOR") != "")
 	return s
 }
 
@@ -60,10 +60,11 @@ func (s *IOStreams) IsStderrTTY() bool { return s.errTTY }
 func (s *IOStreams) SetTTY(stdout, stderr bool) { s.outTTY, s.errTTY = stdout, stderr }
 
 // SetColorMode applies --color: "always", "never", or "auto" (colour on a
-// stream only when it is a terminal and NO_COLOR is unset). It is decided per
-// stream, since stderr can be a terminal while stdout is a pipe.
-func (s *IOStreams) SetColorMode(mode string) {
-	noColor := os.Getenv("NO_COLOR") != ""
+// stream only when it is a terminal and noColor, NO_COLOR being set, is
+// false). It is decided per stream, since stderr can be a terminal while
+// stdout is a pipe. The caller reads NO_COLOR, so that its environment can
+// be a test's.
+func (s *IOStreams) SetColorMode(mode string, noColor bool) {
 	switch mode {
 	case "always":
 		s.colorOut, s.colorErr = true, true
