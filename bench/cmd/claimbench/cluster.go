@@ -123,13 +123,14 @@ func (b *bench) startCluster(ctx context.Context, kind string, rtt time.Duration
 		cs.close()
 		return nil, err
 	}
-	time.Sleep(2 * time.Second)
+	idle := map[bool]time.Duration{true: time.Second, false: 3 * time.Second}[b.cfg.quick]
+	time.Sleep(idle)
 	cpu1, err := c.CPUTime()
 	if err != nil {
 		cs.close()
 		return nil, err
 	}
-	cs.idleCPU = ms(cpu1-cpu0) / 2
+	cs.idleCPU = ms(cpu1-cpu0) / idle.Seconds()
 	logf("%s cluster: 3 members (pids %v), TLS with client certificates, auth on, %v RTT; idle CPU %.1f ms/s",
 		kind, c.Pids(), rtt, cs.idleCPU)
 	return cs, nil

@@ -21,6 +21,15 @@ import (
 // lock, so a run either gets it in time or is killed.
 const etcdctlCronTimeout = "1s"
 
+// etcdctlCronTTL is etcdctl's lease TTL in the cron fleet (etcd's minimum
+// with default timings), and leaseExpiry how long to wait for the leases
+// that the killed runs leave behind to expire, so their revocation is
+// counted.
+const (
+	etcdctlCronTTL = 2
+	leaseExpiry    = 4 * time.Second
+)
+
 // Cron is the cron-fleet scenario: Procs copies of the same job released at
 // once on one claim, Rounds times, on the upstream etcd cluster.
 type Cron struct {
@@ -46,6 +55,10 @@ type CronTool struct {
 	Exit   stats.Summary `json:"not_ran_exit"`
 	// RanStartMs is release -> the job's start, for the runs that ran it.
 	RanStartMs []float64 `json:"ran_start_ms"`
+	// RanExitMs is release -> exit of the runs that ran the job and had
+	// exited when the round ended (etcdctl's; claimctl's keeps the claim).
+	RanExitMs []float64     `json:"ran_exit_ms"`
+	RanExit   stats.Summary `json:"ran_exit"`
 	// Failed counts runs that exited other than 0 (for etcdctl, 124: the
 	// timeout killed it).
 	Failed int `json:"failed"`
@@ -92,7 +105,7 @@ func (b *bench) cron(ctx context.Context) error {
 			args = append(args, "-n", "-E", "0", "--min-hold", hold.String(), name, "--")
 			return append(args, b.section(log, 0, label)...)
 		}
-		return append([]string{"timeout", etcdctlCronTimeout}, t.lockArgsConn(s.conn, name, 5, b.section(log, 0, label)...)...)
+		return append([]string{"timeout", etcdctlCronTimeout}, t.lockArgsConn(s.conn, name, etcdctlCronTTL, b.section(log, 0, label)...)...)
 	}
 	cl, ec := b.tools()[0], b.tools()[1]
 	half := max(rounds/2, 1)
@@ -112,6 +125,7 @@ func (b *bench) cron(ctx context.Context) error {
 	for _, t := range b.tools() {
 		ct := res.Tools[t.name]
 		ct.Exit = stats.Summarize(ct.ExitMs)
+		ct.RanExit = stats.Summarize(ct.RanExitMs)
 		ct.SoloWrites = stats.Quantile(ct.soloSamples, 0.5)
 		ran := 0
 		for _, r := range ct.Ran {
@@ -146,7 +160,7 @@ func (b *bench) cronBlock(ctx context.Context, s site, res *Cron, t tool, first,
 	job func(t tool, name, log, label string, hold time.Duration) []string) error {
 	ct := res.Tools[t.name]
 	// Calibrate: one run alone on a free claim, the full path.
-	for i := range 2 {
+	for i := range map[bool]int{true: 1, false: 2}[b.cfg.quick] {
 		name := fmt.Sprintf("cron-solo-%s-%d-%d", t.name, first, i)
 		m0, err := s.scrape(ctx)
 		if err != nil {
@@ -161,7 +175,7 @@ func (b *bench) cronBlock(ctx context.Context, s site, res *Cron, t tool, first,
 		}
 		if t.name == "etcdctl" {
 			// Its lease outlives it: count the expiry too.
-			time.Sleep(7 * time.Second)
+			time.Sleep(leaseExpiry)
 		}
 		m1, err := s.scrape(ctx)
 		if err != nil {
@@ -191,7 +205,7 @@ func (b *bench) cronBlock(ctx context.Context, s site, res *Cron, t tool, first,
 		_ = p.wait(minHold + time.Minute)
 	}
 	if t.name == "etcdctl" {
-		time.Sleep(7 * time.Second) // the leases of the killed runs expire (TTL 5 s)
+		time.Sleep(leaseExpiry) // the leases of the runs that were killed expire
 	}
 	m1, err := s.scrape(ctx)
 	if err != nil {
@@ -291,6 +305,11 @@ func (b *bench) cronRound(ctx context.Context, s site, ct *CronTool, t tool, rou
 	ct.Raced = append(ct.Raced, max(int(d.Unary["LeaseGrant"])-len(ivs), 0))
 	for i, p := range ps {
 		if ran[fmt.Sprintf("p%02d", i)] {
+			select {
+			case <-p.done:
+				ct.RanExitMs = append(ct.RanExitMs, ms(p.started.Add(p.elapsed).Sub(released)))
+			default:
+			}
 			continue
 		}
 		<-p.done
