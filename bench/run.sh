@@ -2,7 +2,9 @@
 # Runs the claimctl benchmark suite: builds claimctl and claimctl-server from
 # this checkout and etcdctl v3.7.3 from its release, starts one
 # claimctl-server on loopback, and measures claimctl against etcdctl lock,
-# alternately, in one run.
+# alternately, in one run; the cluster, auth and cron scenarios start their
+# own 3-member TLS clusters (claimctl-server, and etcd v3.7.3 built from its
+# release).
 #
 #   bench/run.sh                 full run (about 10 minutes on 2 cores)
 #   bench/run.sh --quick         CI smoke: tiny counts, correctness only

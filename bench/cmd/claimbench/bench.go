@@ -126,6 +126,9 @@ func (b *bench) runAll(ctx context.Context) error {
 		{"scale", b.scale},
 		{"waiters", b.waiters},
 		{"requests", b.requests},
+		{"cluster", b.clusterScenario},
+		{"auth", b.authScenario},
+		{"cron", b.cron},
 	}
 	for _, s := range steps {
 		if len(b.cfg.only) > 0 && !b.cfg.only[s.name] {
@@ -169,13 +172,71 @@ func (b *bench) order(i int) []tool {
 
 // lockArgs is the command line that holds claim name for the life of
 // child: `claimctl run` or `etcdctl lock` on the same key layout
-// (claimctl's NAME is etcdctl's claimctl/NAME).
+// (claimctl's NAME is etcdctl's claimctl/NAME), through one plaintext
+// endpoint.
 func (t tool) lockArgs(endpoint, name string, ttl int, child ...string) []string {
+	return t.lockArgsConn(conn{endpoints: []string{endpoint}}, name, ttl, child...)
+}
+
+// lockArgsConn is lockArgs with any connection flags.
+func (t tool) lockArgsConn(c conn, name string, ttl int, child ...string) []string {
 	switch t.name {
 	case "claimctl":
-		return append([]string{t.exe, "run", "--endpoints", endpoint, "--ttl", fmt.Sprintf("%ds", ttl), name, "--"}, child...)
+		args := append([]string{t.exe, "run"}, c.flags(t)...)
+		return append(append(args, "--ttl", fmt.Sprintf("%ds", ttl), name, "--"), child...)
 	default:
-		return append([]string{t.exe, "--endpoints=" + endpoint, "lock", fmt.Sprintf("--ttl=%d", ttl), "claimctl/" + name, "--"}, child...)
+		args := append([]string{t.exe}, c.flags(t)...)
+		return append(append(args, "lock", fmt.Sprintf("--ttl=%d", ttl), "claimctl/"+name, "--"), child...)
+	}
+}
+
+// conn is how the tools reach etcd: the flags both tools share, by the
+// same names (claimctl took etcdctl's).
+type conn struct {
+	endpoints         []string
+	cacert, cert, key string
+	user, password    string
+}
+
+// flags are c as tool t's flags.
+func (c conn) flags(t tool) []string {
+	kv := [][2]string{{"endpoints", strings.Join(c.endpoints, ",")}, {"cacert", c.cacert}, {"cert", c.cert},
+		{"key", c.key}, {"user", c.user}, {"password", c.password}}
+	var out []string
+	for _, f := range kv {
+		if f[1] == "" {
+			continue
+		}
+		if t.name == "claimctl" {
+			out = append(out, "--"+f[0], f[1])
+		} else {
+			out = append(out, "--"+f[0]+"="+f[1])
+		}
+	}
+	return out
+}
+
+// site is where the tools connect in a scenario and how the driver sees
+// it: the tools' connection, the driver's own client (not slowed), the
+// servers' counters and their CPU time.
+type site struct {
+	conn   conn
+	cli    *clientv3.Client
+	scrape func(context.Context) (server.Metrics, error)
+	cpu    func() (time.Duration, error)
+	// overhead is the traffic of the driver's own event watch, which the
+	// servers count with the tools'.
+	overhead server.Requests
+}
+
+// local is the single loopback server, reached by the tools through
+// endpoint (its URL, or a link to it).
+func (b *bench) local(endpoint string) site {
+	return site{
+		conn:   conn{endpoints: []string{endpoint}},
+		cli:    b.cli,
+		scrape: b.srv.Scrape,
+		cpu:    func() (time.Duration, error) { return procs.CPUTime(b.srv.Pid()) },
 	}
 }
 
@@ -298,12 +359,28 @@ func (b *bench) waitStart(log, label string, timeout time.Duration) (seclog.Inte
 
 // waitQueued polls etcd until n contenders are queued on claim name.
 func (b *bench) waitQueued(ctx context.Context, name string, n int64, timeout time.Duration) bool {
-	return procs.WaitFor(timeout, func() bool {
+	return waitQueued(ctx, b.cli, name, n, timeout)
+}
+
+// waitQueued polls etcd through cli until n contenders are queued on claim
+// name.
+func waitQueued(ctx context.Context, cli *clientv3.Client, name string, n int64, timeout time.Duration) bool {
+	ok, _ := waitQueuedCount(ctx, cli, name, n, timeout)
+	return ok
+}
+
+// waitQueuedCount is waitQueued that also returns how many reads it made,
+// so that they can be taken out of the servers' request counts.
+func waitQueuedCount(ctx context.Context, cli *clientv3.Client, name string, n int64, timeout time.Duration) (bool, int) {
+	reads := 0
+	ok := procs.WaitFor(timeout, func() bool {
+		reads++
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
-		resp, err := b.cli.Get(rctx, prefix(name), clientv3.WithPrefix(), clientv3.WithCountOnly())
+		resp, err := cli.Get(rctx, prefix(name), clientv3.WithPrefix(), clientv3.WithCountOnly())
 		return err == nil && resp.Count >= n
 	})
+	return ok, reads
 }
 
 // checkout names the commit of root that was built, and whether the work

@@ -10,7 +10,6 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/claimctl/claimctl/bench/internal/mono"
-	"github.com/claimctl/claimctl/bench/internal/procs"
 	"github.com/claimctl/claimctl/bench/internal/seclog"
 	"github.com/claimctl/claimctl/bench/internal/server"
 	"github.com/claimctl/claimctl/bench/internal/stats"
@@ -26,7 +25,7 @@ const sectionHold = 5 * time.Millisecond
 // server's counters: etcd requests per section.
 func (b *bench) contention(ctx context.Context) error {
 	for _, procs := range b.cfg.procs {
-		cs, err := b.contend(ctx, b.srv.URL, "", procs, b.cfg.rounds)
+		cs, err := b.contend(ctx, b.local(b.srv.URL), "", procs, b.cfg.rounds)
 		if err != nil {
 			return err
 		}
@@ -36,9 +35,9 @@ func (b *bench) contention(ctx context.Context) error {
 }
 
 // contend runs rounds contention rounds per tool with procs processes
-// through endpoint and returns one aggregate per tool; label names the
-// setting in logs, checks and claim names.
-func (b *bench) contend(ctx context.Context, endpoint, label string, procs, rounds int) ([]*Contention, error) {
+// at site s and returns one aggregate per tool; label names the setting in
+// logs, checks and claim names.
+func (b *bench) contend(ctx context.Context, s site, label string, procs, rounds int) ([]*Contention, error) {
 	var out []*Contention
 	agg := map[string]*Contention{}
 	spans := map[string]time.Duration{}
@@ -53,7 +52,7 @@ func (b *bench) contend(ctx context.Context, endpoint, label string, procs, roun
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			rr, err := b.contentionRound(ctx, t, endpoint, fmt.Sprintf("cont%s-%s-%d-%d", label, t.name, procs, round), procs)
+			rr, err := b.contentionRound(ctx, t, s, fmt.Sprintf("cont%s-%s-%d-%d", label, t.name, procs, round), procs)
 			if err != nil {
 				return nil, err
 			}
@@ -116,18 +115,18 @@ type roundResult struct {
 
 // contentionRound runs one round and returns what the log shows, the etcd
 // traffic, the CPU spent, and the number of runs that failed.
-func (b *bench) contentionRound(ctx context.Context, t tool, endpoint, name string, nprocs int) (roundResult, error) {
+func (b *bench) contentionRound(ctx context.Context, t tool, s site, name string, nprocs int) (roundResult, error) {
 	var rr roundResult
 	log := filepath.Join(b.work, name+".log")
-	m0, err := b.srv.Scrape(ctx)
+	m0, err := s.scrape(ctx)
 	if err != nil {
 		return rr, err
 	}
-	events, err := b.recordEvents(ctx, name)
+	events, err := recordEvents(ctx, s.cli, name)
 	if err != nil {
 		return rr, err
 	}
-	srvCPU0, err := procs.CPUTime(b.srv.Pid())
+	srvCPU0, err := s.cpu()
 	if err != nil {
 		return rr, err
 	}
@@ -144,7 +143,7 @@ func (b *bench) contentionRound(ctx context.Context, t tool, endpoint, name stri
 					return
 				}
 				label := fmt.Sprintf("p%02d-%03d", p, i)
-				pr, err := b.start(t.lockArgs(endpoint, name, 10, b.section(log, sectionHold, label)...))
+				pr, err := b.start(t.lockArgsConn(s.conn, name, 10, b.section(log, sectionHold, label)...))
 				if err == nil {
 					err = pr.wait(2 * time.Minute)
 					mu.Lock()
@@ -166,12 +165,12 @@ func (b *bench) contentionRound(ctx context.Context, t tool, endpoint, name stri
 	if firstErr != nil {
 		logf("%s: %d runs failed; first: %v", name, failures, firstErr)
 	}
-	srvCPU1, err := procs.CPUTime(b.srv.Pid())
+	srvCPU1, err := s.cpu()
 	if err != nil {
 		return rr, err
 	}
 	evs := events()
-	m1, err := b.srv.Scrape(ctx)
+	m1, err := s.scrape(ctx)
 	if err != nil {
 		return rr, err
 	}
@@ -191,11 +190,17 @@ type keyEvent struct {
 	deleted bool
 }
 
-// recordEvents watches claim name's prefix until the returned function is
-// called, which returns the events seen.
+// recordEvents watches claim name's prefix through the driver's client
+// until the returned function is called, which returns the events seen.
 func (b *bench) recordEvents(ctx context.Context, name string) (func() []keyEvent, error) {
+	return recordEvents(ctx, b.cli, name)
+}
+
+// recordEvents watches claim name's prefix through cli until the returned
+// function is called, which returns the events seen.
+func recordEvents(ctx context.Context, cli *clientv3.Client, name string) (func() []keyEvent, error) {
 	wctx, cancel := context.WithCancel(ctx)
-	wch := b.cli.Watch(wctx, prefix(name), clientv3.WithPrefix(), clientv3.WithCreatedNotify())
+	wch := cli.Watch(wctx, prefix(name), clientv3.WithPrefix(), clientv3.WithCreatedNotify())
 	select {
 	case wr := <-wch:
 		if !wr.Created {
@@ -259,6 +264,19 @@ const (
 	phaseRelease = "child end -> holder's key deleted"
 	phaseStart   = "key deleted -> next child started"
 )
+
+// subRequests is a minus b.
+func subRequests(a, b server.Requests) server.Requests {
+	neg := server.Requests{Unary: map[string]float64{}, StreamMsgs: map[string]float64{}}
+	for k, v := range b.Unary {
+		neg.Unary[k] = -v
+	}
+	for k, v := range b.StreamMsgs {
+		neg.StreamMsgs[k] = -v
+	}
+	neg.Puts, neg.Deletes, neg.Ranges, neg.Txns, neg.WatchEvents = -b.Puts, -b.Deletes, -b.Ranges, -b.Txns, -b.WatchEvents
+	return addRequests(a, neg)
+}
 
 func addRequests(a, b server.Requests) server.Requests {
 	out := server.Requests{Unary: map[string]float64{}, StreamMsgs: map[string]float64{}}

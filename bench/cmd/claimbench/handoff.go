@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/claimctl/claimctl/bench/internal/seclog"
+	"github.com/claimctl/claimctl/bench/internal/server"
 	"github.com/claimctl/claimctl/bench/internal/stats"
 )
 
@@ -26,27 +27,47 @@ func (b *bench) handoff(ctx context.Context) error {
 	if b.cfg.quick {
 		n = 3
 	}
-	return b.handoffs(ctx, b.srv.URL, "", n, b.res.Handoff)
+	return b.handoffs(ctx, b.local(b.srv.URL), "", n, b.res.Handoff)
 }
 
-// handoffs runs n isolated handoffs per tool through endpoint into the
-// results by tool; label names the setting in logs, checks and claim names.
-func (b *bench) handoffs(ctx context.Context, endpoint, label string, n int, into map[string]*Handoff) error {
+// handoffs runs n isolated handoffs per tool at site s into the results by
+// tool; label names the setting in logs, checks and claim names.
+func (b *bench) handoffs(ctx context.Context, s site, label string, n int, into map[string]*Handoff) error {
 	for _, t := range b.tools() {
 		into[t.name] = &Handoff{Phases: map[string]stats.Summary{}, PhaseSamples: map[string][]float64{}}
 	}
+	// The driver's own watch is counted by the servers too; measure it
+	// once, to take it out of each trial's traffic.
+	m0, err := s.scrape(ctx)
+	if err != nil {
+		return err
+	}
+	events, err := recordEvents(ctx, s.cli, "handoff-calibration"+label)
+	if err != nil {
+		return err
+	}
+	events()
+	m1, err := s.scrape(ctx)
+	if err != nil {
+		return err
+	}
+	s.overhead = server.Diff(m0, m1)
 	for i := range n {
 		for _, t := range b.order(i) {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if err := b.handoffTrial(ctx, t, endpoint, fmt.Sprintf("handoff%s-%s-%d", label, t.name, i), into[t.name]); err != nil {
+			if err := b.handoffTrial(ctx, t, s, fmt.Sprintf("handoff%s-%s-%d", label, t.name, i), into[t.name]); err != nil {
 				return err
 			}
 		}
 	}
 	for _, t := range b.tools() {
 		h := into[t.name]
+		if len(h.Gaps) > 0 {
+			h.PerTrial = h.reqs.Per(float64(len(h.Gaps)))
+			h.PerTrialTot = h.PerTrial.Total()
+		}
 		h.Gap = stats.Summarize(h.Gaps)
 		for k, v := range h.PhaseSamples {
 			h.Phases[k] = stats.Summarize(v)
@@ -57,13 +78,17 @@ func (b *bench) handoffs(ctx context.Context, endpoint, label string, n int, int
 	return nil
 }
 
-func (b *bench) handoffTrial(ctx context.Context, t tool, endpoint, name string, h *Handoff) error {
+func (b *bench) handoffTrial(ctx context.Context, t tool, s site, name string, h *Handoff) error {
 	log := filepath.Join(b.work, name+".log")
-	events, err := b.recordEvents(ctx, name)
+	m0, err := s.scrape(ctx)
 	if err != nil {
 		return err
 	}
-	holder, err := b.start(t.lockArgs(endpoint, name, 10, b.section(log, handoffHold, "holder")...))
+	events, err := recordEvents(ctx, s.cli, name)
+	if err != nil {
+		return err
+	}
+	holder, err := b.start(t.lockArgsConn(s.conn, name, 10, b.section(log, handoffHold, "holder")...))
 	if err != nil {
 		events()
 		return err
@@ -73,13 +98,13 @@ func (b *bench) handoffTrial(ctx context.Context, t tool, endpoint, name string,
 		events()
 		return fmt.Errorf("%s: the holder's child did not start", name)
 	}
-	waiter, err := b.start(t.lockArgs(endpoint, name, 10, b.section(log, 0, "waiter")...))
+	waiter, err := b.start(t.lockArgsConn(s.conn, name, 10, b.section(log, 0, "waiter")...))
 	if err != nil {
 		holder.kill()
 		events()
 		return err
 	}
-	queued := b.waitQueued(ctx, name, 2, 20*time.Second)
+	queued, reads := waitQueuedCount(ctx, s.cli, name, 2, 20*time.Second)
 	errH, errW := holder.wait(30*time.Second), waiter.wait(30*time.Second)
 	evs := events()
 	if !queued {
@@ -88,6 +113,13 @@ func (b *bench) handoffTrial(ctx context.Context, t tool, endpoint, name string,
 	if errH != nil || errW != nil {
 		return fmt.Errorf("%s: %v %v", name, errH, errW)
 	}
+	m1, err := s.scrape(ctx)
+	if err != nil {
+		return err
+	}
+	own := s.overhead.Per(1)
+	own.Unary["Range"] += float64(reads)
+	h.reqs = addRequests(h.reqs, subRequests(server.Diff(m0, m1), own))
 	ivs, err := seclog.Read(log)
 	if err != nil {
 		return err

@@ -81,9 +81,9 @@ func (b *bench) latency(ctx context.Context) error {
 		res.Uncontended[t.name].summarize()
 		logf("%s uncontended at %v RTT: median %.1f ms", t.name, netRTT, res.Uncontended[t.name].WallSum.Median)
 	}
-	if err := b.handoffs(ctx, px.Endpoint(), "-net", handoffs, res.Handoff); err != nil {
+	if err := b.handoffs(ctx, b.local(px.Endpoint()), "-net", handoffs, res.Handoff); err != nil {
 		return err
 	}
-	res.Contention, err = b.contend(ctx, px.Endpoint(), "-net", procs, rounds)
+	res.Contention, err = b.contend(ctx, b.local(px.Endpoint()), "-net", procs, rounds)
 	return err
 }

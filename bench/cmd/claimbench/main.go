@@ -14,6 +14,11 @@
 //	scale        10,000 claims held: list and status
 //	waiters      10/100/1000 in-process waiters on one claim
 //	requests     the latency of each request and step of a handoff
+//	cluster      3 TLS members (claimctl-server, then etcd) at 2 ms RTT: uncontended,
+//	             isolated handoff, 16 processes; uncontended at 10 ms RTT
+//	auth         the uncontended run with --user/--password: latency, server CPU
+//	cron         64 `run -n -E 0 --min-hold` released at once, 20 rounds:
+//	             writes per skipped run, time to exit, exactly one ran
 //
 // `claimbench --quick` runs every scenario with tiny counts and checks
 // correctness only (no timing targets), for CI. The exit status is 1 when a
@@ -54,7 +59,7 @@ type config struct {
 	timeout     time.Duration
 }
 
-var scenarioNames = []string{"uncontended", "contention", "handoff", "latency", "failover", "netcut", "rss", "scale", "waiters", "requests"}
+var scenarioNames = []string{"uncontended", "contention", "handoff", "latency", "failover", "netcut", "rss", "scale", "waiters", "requests", "cluster", "auth", "cron"}
 
 func main() { os.Exit(run()) }
 

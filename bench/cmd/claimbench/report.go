@@ -290,6 +290,7 @@ func (r *Results) markdown() string {
 			p("| %s | %.2f ms | %.2f ms |\n", q.Kind, q.Summary.Median, q.Summary.P90)
 		}
 	}
+	r.siteMarkdown(&sb)
 	if ts := r.targets(); len(ts) > 0 && !r.Quick {
 		p("\n| target (claimctl vs etcdctl lock, same run) | goal | measured | met |\n|---|---|---|---|\n")
 		for _, t := range ts {

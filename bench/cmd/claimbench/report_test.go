@@ -90,3 +90,20 @@ func TestJSONCarriesNeverAsNull(t *testing.T) {
 		t.Fatalf("JSON %s", b)
 	}
 }
+
+func TestRacedFraction(t *testing.T) {
+	for _, tc := range []struct {
+		ran, raced []int
+		procs      int
+		want       float64
+	}{
+		{[]int{1, 1}, []int{0, 0}, 64, 0},
+		{[]int{1, 1}, []int{63, 0}, 64, 0.5},
+		{[]int{1}, []int{9}, 16, 0.6},
+		{[]int{16}, []int{0}, 16, 0},
+	} {
+		if got := racedFraction(&CronTool{Ran: tc.ran, Raced: tc.raced}, tc.procs); got != tc.want {
+			t.Errorf("racedFraction(ran %v, raced %v, %d procs) = %v, want %v", tc.ran, tc.raced, tc.procs, got, tc.want)
+		}
+	}
+}

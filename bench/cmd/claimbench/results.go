@@ -36,6 +36,9 @@ type Results struct {
 	Waiters     []*Waiters          `json:"waiters"`
 	Requests    []RequestCost       `json:"requests"`
 	Net         *NetLatency         `json:"network_latency,omitempty"`
+	Cluster     []*ClusterRun       `json:"cluster,omitempty"` // by member kind
+	Auth        []*AuthRun          `json:"auth,omitempty"`    // by member kind
+	Cron        *Cron               `json:"cron,omitempty"`
 	Checks      []Check             `json:"checks"`
 }
 
@@ -95,6 +98,12 @@ type Contention struct {
 
 // Handoff is the isolated handoff scenario for one tool.
 type Handoff struct {
+	// PerTrial is the etcd traffic of one trial, as the servers counted
+	// it: the holder's and the waiter's whole runs (connect, acquire,
+	// handoff, release), two runs of the tool.
+	PerTrial     server.Requests `json:"requests_per_trial"`
+	PerTrialTot  float64         `json:"requests_per_trial_total"`
+	reqs         server.Requests
 	Gaps         []float64                `json:"gaps_ms"`
 	Gap          stats.Summary            `json:"gap"`
 	Overlaps     int                      `json:"overlaps"`

@@ -1,6 +1,6 @@
 // Package build compiles what the benchmarks run: claimctl and
-// claimctl-server from this checkout, the section helper from the bench
-// module, and a released etcdctl.
+// claimctl-server from this checkout, the helpers from the bench module,
+// and a released etcdctl and etcd server.
 package build
 
 import (
@@ -29,9 +29,10 @@ var (
 
 // Binaries are the paths of the built executables.
 type Binaries struct {
-	Claimctl, Server, Etcdctl, Section, Rusage, Floor string
-	// EtcdctlVersion is what `etcdctl version` printed.
-	EtcdctlVersion string
+	Claimctl, Server, Etcdctl, Etcd, Section, Rusage, Floor, Barrier string
+	// EtcdctlVersion is what `etcdctl version` printed; EtcdVersion the
+	// first line of `etcd --version`.
+	EtcdctlVersion, EtcdVersion string
 }
 
 // All builds everything into out. root is the claimctl checkout, bench the
@@ -44,14 +45,16 @@ func All(ctx context.Context, root, bench, out, etcdctlVersion string, logf func
 		Section:  filepath.Join(out, "section"),
 		Rusage:   filepath.Join(out, "rusage"),
 		Floor:    filepath.Join(out, "floor"),
+		Etcd:     filepath.Join(out, "etcd"),
+		Barrier:  filepath.Join(out, "barrier"),
 	}
 	logf("building claimctl and claimctl-server from %s", root)
 	args := append(append([]string{"build"}, releaseFlags...), "-o", out+"/", ".", "./claimctl-server")
 	if err := goCmd(ctx, root, releaseEnv, args...); err != nil {
 		return b, err
 	}
-	logf("building the section, rusage and floor helpers")
-	if err := goCmd(ctx, bench, nil, "build", "-o", out+"/", "./cmd/section", "./cmd/rusage"); err != nil {
+	logf("building the section, rusage, barrier and floor helpers")
+	if err := goCmd(ctx, bench, nil, "build", "-o", out+"/", "./cmd/section", "./cmd/rusage", "./cmd/barrier"); err != nil {
 		return b, err
 	}
 	args = append(append([]string{"build"}, releaseFlags...), "-o", b.Floor, "./cmd/floor")
@@ -70,6 +73,18 @@ func All(ctx context.Context, root, bench, out, etcdctlVersion string, logf func
 	if want := "etcdctl version: " + strings.TrimPrefix(etcdctlVersion, "v"); b.EtcdctlVersion != want {
 		return b, fmt.Errorf("built etcdctl reports %q, want %q", b.EtcdctlVersion, want)
 	}
+	logf("building the etcd server %s in a throwaway module", etcdctlVersion)
+	if err := Etcd(ctx, etcdctlVersion, b.Etcd); err != nil {
+		return b, err
+	}
+	v, err = exec.CommandContext(ctx, b.Etcd, "--version").Output()
+	if err != nil {
+		return b, fmt.Errorf("etcd --version: %w", err)
+	}
+	b.EtcdVersion = strings.TrimSpace(strings.SplitN(string(v), "\n", 2)[0])
+	if want := "etcd Version: " + strings.TrimPrefix(etcdctlVersion, "v"); b.EtcdVersion != want {
+		return b, fmt.Errorf("built etcd reports %q, want %q", b.EtcdVersion, want)
+	}
 	return b, nil
 }
 
@@ -83,13 +98,30 @@ func All(ctx context.Context, root, bench, out, etcdctlVersion string, logf func
 // entry point (ctlv3.MustStart, exactly what etcdctl's main.go does), and
 // deletes it after the build. Nothing of it is kept in the repository.
 func Etcdctl(ctx context.Context, version, out string) error {
-	dir, err := os.MkdirTemp("", "etcdctl-build")
+	return release(ctx, "go.etcd.io/etcd/etcdctl/v3", version,
+		"import \"go.etcd.io/etcd/etcdctl/v3/ctlv3\"\n\nfunc main() { ctlv3.MustStart() }\n", out)
+}
+
+// Etcd builds the released etcd server at version into out, unchanged, the
+// same way as Etcdctl: its main is etcd's own (etcdmain.Main(os.Args), as
+// in the main.go at the root of etcd's repository), in a throwaway module
+// that requires go.etcd.io/etcd/server/v3 at version. Go's build cache
+// keeps the compiled packages, so a second build takes seconds.
+func Etcd(ctx context.Context, version, out string) error {
+	return release(ctx, "go.etcd.io/etcd/server/v3", version,
+		"import (\n\t\"os\"\n\n\t\"go.etcd.io/etcd/server/v3/etcdmain\"\n)\n\nfunc main() { etcdmain.Main(os.Args) }\n", out)
+}
+
+// release builds a main package whose body (imports and func main) uses
+// module at version, in a temporary module deleted afterwards.
+func release(ctx context.Context, module, version, body, out string) error {
+	dir, err := os.MkdirTemp("", "etcd-release-build")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	gomod := "module etcdctlbuild\n\ngo 1.26\n\nrequire go.etcd.io/etcd/etcdctl/v3 " + version + "\n"
-	mainGo := "// Throwaway build of the released etcdctl.\npackage main\n\nimport \"go.etcd.io/etcd/etcdctl/v3/ctlv3\"\n\nfunc main() { ctlv3.MustStart() }\n"
+	gomod := "module releasebuild\n\ngo 1.26\n\nrequire " + module + " " + version + "\n"
+	mainGo := "// Throwaway build of a released " + module + ".\npackage main\n\n" + body
 	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(gomod), 0o644); err != nil {
 		return err
 	}
