@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/claimctl/claimctl/pkg/boottime"
-	"github.com/claimctl/claimctl/pkg/claim"
 	"github.com/claimctl/claimctl/pkg/eventlog"
 	"github.com/claimctl/claimctl/pkg/supervise"
 )
@@ -22,6 +21,8 @@ const renewWarnAfter = 5 // TTL/5
 type events struct {
 	log       *slog.Logger
 	heldSince time.Time
+	name      string // the claim's
+	revision  int64  // the hold's fencing token
 	// renewWarned is set while renew_failed has been logged and no renewal
 	// acknowledged since.
 	renewWarned bool
@@ -61,25 +62,25 @@ func (e *events) stopping(event, msg string) {
 
 // checkRenewals warns once when renewals have gone unacknowledged for
 // TTL/renewWarnAfter, saying when the command will be stopped if none is.
-func (e *events) checkRenewals(h *claim.Hold, now, deadline boottime.Instant) {
-	lastAck := h.Expiry().Add(-h.TTL)
+func (e *events) checkRenewals(expiry boottime.Instant, ttl time.Duration, now, deadline boottime.Instant) {
+	lastAck := expiry.Add(-ttl)
 	silent := now.Sub(lastAck)
-	if e.renewWarned || silent < h.TTL/renewWarnAfter {
+	if e.renewWarned || silent < ttl/renewWarnAfter {
 		return
 	}
 	e.renewWarned = true
 	e.record(true, slog.LevelWarn, eventlog.RenewFailed,
-		fmt.Sprintf("no renewal of %s acknowledged by etcd for %v; the command is stopped in %v unless one is", h.Name,
+		fmt.Sprintf("no renewal of %s acknowledged by etcd for %v; the command is stopped in %v unless one is", e.name,
 			silent.Round(100*time.Millisecond), max(deadline.Sub(now), 0).Round(100*time.Millisecond)), e.held())
 }
 
 // renewed notes that renewals are acknowledged again after renew_failed.
-func (e *events) renewed(h *claim.Hold) {
+func (e *events) renewed() {
 	if !e.renewWarned {
 		return
 	}
 	e.renewWarned = false
-	e.record(true, slog.LevelInfo, eventlog.Renewed, fmt.Sprintf("renewals of %s are acknowledged again; the command goes on", h.Name), e.held())
+	e.record(true, slog.LevelInfo, eventlog.Renewed, fmt.Sprintf("renewals of %s are acknowledged again; the command goes on", e.name), e.held())
 }
 
 func (e *events) exited(st supervise.Status) {
@@ -90,6 +91,6 @@ func (e *events) exited(st supervise.Status) {
 	e.record(false, slog.LevelInfo, eventlog.CommandExited, "the command "+st.String(), attrs...)
 }
 
-func (e *events) released(h *claim.Hold) {
-	e.record(false, slog.LevelInfo, eventlog.Released, fmt.Sprintf("released %s (fencing token %d)", h.Name, h.Revision), e.held())
+func (e *events) released() {
+	e.record(false, slog.LevelInfo, eventlog.Released, fmt.Sprintf("released %s (fencing token %d)", e.name, e.revision), e.held())
 }

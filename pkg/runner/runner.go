@@ -47,15 +47,52 @@ import (
 	"time"
 
 	"github.com/claimctl/claimctl/pkg/boottime"
-	"github.com/claimctl/claimctl/pkg/claim"
 	"github.com/claimctl/claimctl/pkg/eventlog"
 	"github.com/claimctl/claimctl/pkg/supervise"
 )
 
+// Hold is what Run needs of a claim hold: *claim.Hold in claimctl, whose
+// methods these are (see there for the exact promises), and a fake in
+// tests. The runner itself knows nothing of etcd.
+type Hold interface {
+	// Expiry is the earliest instant at which the claim may expire: the
+	// send time of the last acknowledged renewal plus the TTL.
+	Expiry() boottime.Instant
+	// Keep starts renewing the claim and watching it until ctx ends or
+	// the hold is released.
+	Keep(ctx context.Context)
+	// RecordAcquired records the acquisition on the claim, off the
+	// critical path; a failure marks the hold lost.
+	RecordAcquired(ctx context.Context) error
+	// Renewed receives a value after each acknowledged renewal.
+	Renewed() <-chan struct{}
+	// Lost is closed once the hold is known to be gone; nil until Keep.
+	Lost() <-chan struct{}
+	// LostReason says why Lost closed; it wraps Config.NotHeld.
+	LostReason() error
+	// Verify proves the hold afresh (after a suspend); an error wrapping
+	// Config.NotHeld means the hold is gone, any other proves nothing.
+	Verify(ctx context.Context) error
+	// Release ends the hold; an error wrapping Config.NotHeld means it had
+	// already ended.
+	Release() error
+}
+
 // Config says what to run and how carefully.
 type Config struct {
 	// Hold is a verified hold; Run keeps it alive and releases it.
-	Hold *claim.Hold
+	Hold Hold
+	// Name, TTL and Revision describe the hold: the claim's name (for
+	// messages), the lease's granted TTL and the fencing token.
+	Name     string
+	TTL      time.Duration
+	Revision int64
+	// NotHeld is the error the Hold's errors wrap when the claim is not
+	// held (cfg.NotHeld). The losses Run finds itself (no renewal in
+	// time, a hold that cannot be proven after a suspend) wrap it too, so
+	// that a caller classifies every lost claim with one errors.Is. nil
+	// means errNotHeld.
+	NotHeld error
 	// Child is the command to run, prepared before the hold was acquired.
 	Child *supervise.Prepared
 	// Env is the child's whole environment (nil: the prepared Spec's). It
@@ -103,8 +140,8 @@ type Result struct {
 	ReleaseErr error
 }
 
-// ErrLost classifies a run whose claim was lost while the child ran.
-var ErrLost = claim.ErrNotHeld
+// errNotHeld is Config.NotHeld when none is given.
+var errNotHeld = errors.New("claim not held")
 
 // Timing returns the effective grace for a TTL and margin: at most the
 // requested grace, and never so long that the SIGTERM would come before two
@@ -123,12 +160,17 @@ func DefaultMargin(ttl time.Duration) time.Duration {
 	return min(max(ttl/10, 500*time.Millisecond), 5*time.Second)
 }
 
-// ValidateMargin reports why margin cannot be used with ttl. The cap is
-// claim.MinLifeAfterWait (the claim package's invariant "life after wait"):
-// a hold that waited is proven alive for more than that, so its deadline is
-// still ahead when its command starts.
+// maxMargin is the largest margin ValidateMargin accepts: half the TTL,
+// which is claim.MinLifeAfterWait (the claim package's invariant "life
+// after wait"; TestMarginCapIsTheLifeAfterWait keeps the two equal). A hold
+// that waited is proven alive for more than that, so its deadline is still
+// ahead when its command starts.
+func maxMargin(ttl time.Duration) time.Duration { return ttl / 2 }
+
+// ValidateMargin reports why margin cannot be used with ttl: it must be
+// positive and at most maxMargin.
 func ValidateMargin(ttl, margin time.Duration) error {
-	if most := claim.MinLifeAfterWait(ttl); margin <= 0 || margin > most {
+	if most := maxMargin(ttl); margin <= 0 || margin > most {
 		return fmt.Errorf("invalid --margin %v: it must be positive and at most half the TTL (%v)", margin, most)
 	}
 	return nil
@@ -145,14 +187,17 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.HeldSince.IsZero() {
 		cfg.HeldSince = time.Now()
 	}
-	ev := events{log: cfg.Log, heldSince: cfg.HeldSince}
+	if cfg.NotHeld == nil {
+		cfg.NotHeld = errNotHeld
+	}
+	ev := events{log: cfg.Log, heldSince: cfg.HeldSince, name: cfg.Name, revision: cfg.Revision}
 	logf := ev.notice
 	h := cfg.Hold
 	if boottime.Until(h.Expiry().Add(-cfg.Margin)) <= 0 {
 		// Waiting took so long that the hold can no longer be proven.
 		cfg.Child.Close()
 		_ = h.Release()
-		return Result{Lost: fmt.Errorf("%w: the lease could not be renewed in time before the command started", claim.ErrNotHeld)}, nil
+		return Result{Lost: fmt.Errorf("%w: the lease could not be renewed in time before the command started", cfg.NotHeld)}, nil
 	}
 	child, err := cfg.Child.Start(cfg.Env)
 	if err != nil {
@@ -191,7 +236,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		<-recorded
 	}()
 
-	grace := Timing(h.TTL, cfg.Margin, cfg.Grace)
+	grace := Timing(cfg.TTL, cfg.Margin, cfg.Grace)
 	deadline := func() boottime.Instant { return h.Expiry().Add(-cfg.Margin) }
 	wall := func(i boottime.Instant) time.Time { return time.Now().Add(boottime.Until(i)) }
 
@@ -220,17 +265,17 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		if !now.Before(d) {
 			// Past the deadline: nothing may run any more.
 			if res.Lost == nil {
-				res.Lost = fmt.Errorf("%w: no renewal was acknowledged in time (deadline %v after the last acknowledged renewal was sent)", claim.ErrNotHeld, h.TTL-cfg.Margin)
-				ev.stopping(eventlog.Lost, fmt.Sprintf("claim %s lost at %s: %v; killing the command", h.Name, time.Now().Format(time.TimeOnly), res.Lost))
+				res.Lost = fmt.Errorf("%w: no renewal was acknowledged in time (deadline %v after the last acknowledged renewal was sent)", cfg.NotHeld, cfg.TTL-cfg.Margin)
+				ev.stopping(eventlog.Lost, fmt.Sprintf("claim %s lost at %s: %v; killing the command", cfg.Name, time.Now().Format(time.TimeOnly), res.Lost))
 			}
 			stopping = true
 			child.Kill()
 		} else if termAt := d.Add(-grace); !now.Before(termAt) && res.Lost == nil {
-			res.Lost = fmt.Errorf("%w: etcd has not acknowledged a renewal for %v, so the lease may expire in %v", claim.ErrNotHeld,
-				now.Sub(h.Expiry().Add(-h.TTL)).Round(time.Millisecond), h.Expiry().Sub(now).Round(time.Millisecond))
-			stop(eventlog.Lost, fmt.Sprintf("claim %s lost at %s: %v", h.Name, time.Now().Format(time.TimeOnly), res.Lost))
+			res.Lost = fmt.Errorf("%w: etcd has not acknowledged a renewal for %v, so the lease may expire in %v", cfg.NotHeld,
+				now.Sub(h.Expiry().Add(-cfg.TTL)).Round(time.Millisecond), h.Expiry().Sub(now).Round(time.Millisecond))
+			stop(eventlog.Lost, fmt.Sprintf("claim %s lost at %s: %v", cfg.Name, time.Now().Format(time.TimeOnly), res.Lost))
 		} else if res.Lost == nil {
-			ev.checkRenewals(h, now, d)
+			ev.checkRenewals(h.Expiry(), cfg.TTL, now, d)
 		}
 		// Wake at the next threshold, and at least every 250ms so that a
 		// suspend (which stops Go's timers but not the boot-time clock) is
@@ -260,19 +305,19 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		case <-h.Lost():
 			if res.Lost == nil {
 				res.Lost = h.LostReason()
-				stop(eventlog.Lost, fmt.Sprintf("claim %s lost at %s: %v", h.Name, time.Now().Format(time.TimeOnly), res.Lost))
+				stop(eventlog.Lost, fmt.Sprintf("claim %s lost at %s: %v", cfg.Name, time.Now().Format(time.TimeOnly), res.Lost))
 			}
 		case <-h.Renewed():
-			ev.renewed(h)
+			ev.renewed()
 		case <-stopped:
 			if res.Lost != nil || stopping {
 				// Already stopping: let it end, never wait for fg.
 				_ = child.Signal(sigCONT)
 				break
 			}
-			if lost := suspend(h, child, cfg.Terminal, deadline, logf); lost != nil {
+			if lost := suspend(cfg, child, deadline, logf); lost != nil {
 				res.Lost = lost
-				ev.stopping(eventlog.Lost, fmt.Sprintf("claim %s lost while suspended: %v; killing the command, which never ran again", h.Name, lost))
+				ev.stopping(eventlog.Lost, fmt.Sprintf("claim %s lost while suspended: %v; killing the command, which never ran again", cfg.Name, lost))
 				stopping = true
 				child.Kill()
 			}
@@ -296,18 +341,18 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		holdFor(ctx, h, started.Add(cfg.MinHold), cfg.Signals)
 	}
 	err = h.Release()
-	if err != nil && res.Lost == nil && !errors.Is(err, claim.ErrNotHeld) {
+	if err != nil && res.Lost == nil && !errors.Is(err, cfg.NotHeld) {
 		res.ReleaseErr = err
 	}
 	if err == nil {
-		ev.released(h)
+		ev.released()
 	}
 	return res, nil
 }
 
 // holdFor keeps the hold until the boot-time instant until, or until the
 // hold is lost, ctx ends or a signal arrives.
-func holdFor(ctx context.Context, h *claim.Hold, until boottime.Instant, signals <-chan os.Signal) {
+func holdFor(ctx context.Context, h Hold, until boottime.Instant, signals <-chan os.Signal) {
 	for {
 		wait := boottime.Until(until)
 		if wait <= 0 {
@@ -347,7 +392,8 @@ func holdFor(ctx context.Context, h *claim.Hold, until boottime.Instant, signals
 // (claim.Hold.Verify). The terminal goes back to the command's group only
 // if ours has it, that is after fg rather than bg; after bg a command that
 // reads the terminal is stopped by SIGTTIN and suspended again.
-func suspend(h *claim.Hold, child *supervise.Child, tty *os.File, deadline func() boottime.Instant, logf func(string, ...any)) error {
+func suspend(cfg Config, child *supervise.Child, deadline func() boottime.Instant, logf func(string, ...any)) error {
+	h, tty := cfg.Hold, cfg.Terminal
 	_ = child.SignalJob(sigSTOP)
 	own := ownGroup()
 	if fg, err := supervise.ForegroundGroup(tty); err == nil && fg == child.Pid() {
@@ -356,18 +402,18 @@ func suspend(h *claim.Hold, child *supervise.Child, tty *os.File, deadline func(
 		}
 	}
 	left := max(boottime.Until(deadline()), 0).Round(100 * time.Millisecond)
-	logf("suspended: claim %s is not renewed while suspended; it expires after its TTL (%v), so continue within %v or the command is killed when continued", h.Name, h.TTL, left)
+	logf("suspended: claim %s is not renewed while suspended; it expires after its TTL (%v), so continue within %v or the command is killed when continued", cfg.Name, cfg.TTL, left)
 	supervise.SuspendSelf()
 
 	for {
 		d := deadline()
 		if !boottime.Now().Before(d) {
-			return fmt.Errorf("%w: the claim ran out while run was suspended (no renewal for %v)", claim.ErrNotHeld, boottime.Now().Sub(h.Expiry().Add(-h.TTL)).Round(time.Millisecond))
+			return fmt.Errorf("%w: the claim ran out while run was suspended (no renewal for %v)", cfg.NotHeld, boottime.Now().Sub(h.Expiry().Add(-cfg.TTL)).Round(time.Millisecond))
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), boottime.Until(d))
 		err := h.Verify(ctx)
 		cancel()
-		if errors.Is(err, claim.ErrNotHeld) {
+		if errors.Is(err, cfg.NotHeld) {
 			return fmt.Errorf("%w (found on continuing after a suspend)", err)
 		}
 		if err == nil && boottime.Now().Before(deadline()) {
