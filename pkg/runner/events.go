@@ -14,7 +14,7 @@ import (
 // renewWarnAfter is how long without an acknowledged renewal (since the
 // send time of the last acknowledged one) the runner warns, as a fraction
 // of the TTL: renewals go every TTL/10, so this is two missed in a row,
-// well before the command is stopped (see Timing).
+// well before the command is stopped (see EffectiveGrace).
 const renewWarnAfter = 5 // TTL/5
 
 // events writes the run's records to the event log.

@@ -102,7 +102,7 @@ type Config struct {
 	// child's group must be dead.
 	Margin time.Duration
 	// Grace is how long the child gets between SIGTERM and SIGKILL; it is
-	// capped by Timing so the deadline still holds.
+	// capped by EffectiveGrace, so that renewals have the time they need.
 	Grace time.Duration
 	// MaxRuntime, if positive, stops a child that runs longer (exit 124).
 	MaxRuntime time.Duration
@@ -143,10 +143,17 @@ type Result struct {
 // errNotHeld is Config.NotHeld when none is given.
 var errNotHeld = errors.New("claim not held")
 
-// Timing returns the effective grace for a TTL and margin: at most the
-// requested grace, and never so long that the SIGTERM would come before two
-// renewals (at TTL/3 and 2TTL/3) had the chance to fail.
-func Timing(ttl, margin, grace time.Duration) time.Duration {
+// EffectiveGrace returns the grace Run uses for a TTL and margin: at most
+// the requested grace, and short enough that the SIGTERM, which comes
+// TTL - margin - grace after the send time of the last acknowledged
+// renewal, comes no earlier than 2TTL/3 after it. Renewals are due TTL/10
+// after that send time and, while none is acknowledged, go out again every
+// TTL/10 at most (every second once the TTL is over 10s; see the claim
+// package's keeper), so by the SIGTERM at least six renewals have gone
+// unanswered, and the first of them had more than half the TTL
+// (2TTL/3 - TTL/10) to be answered. A margin that leaves no such room
+// gives no grace: only the SIGKILL, at the deadline.
+func EffectiveGrace(ttl, margin, grace time.Duration) time.Duration {
 	room := ttl - margin - 2*ttl/3
 	if room < 0 {
 		room = 0
@@ -236,7 +243,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		<-recorded
 	}()
 
-	grace := Timing(cfg.TTL, cfg.Margin, cfg.Grace)
+	grace := EffectiveGrace(cfg.TTL, cfg.Margin, cfg.Grace)
 	deadline := func() boottime.Instant { return h.Expiry().Add(-cfg.Margin) }
 	wall := func(i boottime.Instant) time.Time { return time.Now().Add(boottime.Until(i)) }
 
