@@ -4,6 +4,7 @@ package runner_test
 
 import (
 	"errors"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -51,8 +52,15 @@ func TestRunTermsAtTheFloor(t *testing.T) {
 		t.Errorf("Run returned %v after the grant, before the SIGTERM's time %v", r.took, fakeTerm)
 	}
 	wantEvents(t, r, "command_started", "renew_failed", "lost", "command_exited", "released")
-	if msg, _, _ := r.log.first("lost"); !strings.Contains(msg, "SIGTERM now, SIGKILL in 400ms") {
-		t.Errorf("the lost record %q does not say the SIGKILL follows after the grace", msg)
+	// At the floor the SIGKILL comes at the deadline: the grace later, less
+	// the time the wake-up took.
+	msg, _, _ := r.log.first("lost")
+	m := regexp.MustCompile(`; stopping the command \(SIGTERM now, SIGKILL in (\S+)\)$`).FindStringSubmatch(msg)
+	if m == nil {
+		t.Fatalf("the lost record %q does not say how the command is stopped", msg)
+	}
+	if d, err := time.ParseDuration(m[1]); err != nil || d > fakeGrace || d < fakeGrace-100*time.Millisecond {
+		t.Errorf("the lost record %q: SIGKILL in %s, want the deadline, %v after the floor", msg, m[1], fakeGrace)
 	}
 }
 
