@@ -19,6 +19,15 @@
 // that is after 44-50s without an answer from etcd. A lost key (--force,
 // revoked lease) stops the child at once.
 //
+// # Decisions and I/O apart
+//
+// Every decision (when to SIGTERM and SIGKILL, when the claim counts as
+// lost, when to warn, when to release) is the plan's (plan.go), a function
+// of what happened, the boot-time clock's now and the hold's expiry, with
+// no process, clock or etcd in it, and tested as a table. Run waits for
+// what can happen and carries the plan's steps out. The hold comes in as
+// the Hold interface, so this package does not link etcd.
+//
 // # A command on the terminal
 //
 // When the command was given the terminal (supervise.Spec.Terminal, and
@@ -91,7 +100,7 @@ type Config struct {
 	// held (cfg.NotHeld). The losses Run finds itself (no renewal in
 	// time, a hold that cannot be proven after a suspend) wrap it too, so
 	// that a caller classifies every lost claim with one errors.Is. nil
-	// means errNotHeld.
+	// means an error of the runner's own.
 	NotHeld error
 	// Child is the command to run, prepared before the hold was acquired.
 	Child *supervise.Prepared
