@@ -265,3 +265,10 @@ func (p *plan) afterGroup(now boottime.Instant) step {
 	}
 	return step{do: doRelease, at: now}
 }
+
+// releaseIsOurs reports whether a successful release at the end gives the
+// claim back (the released record). Not once the hold reported itself lost:
+// its key was deleted or replaced (release --force revokes the lease just
+// after deleting the key), so whichever of the two revokes comes first,
+// the claim had already been taken away.
+func (p *plan) releaseIsOurs() bool { return p.lost != causeReported }

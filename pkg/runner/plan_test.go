@@ -301,3 +301,22 @@ func TestPlanWakesNoMoreOftenThanEveryMillisecond(t *testing.T) {
 		t.Fatalf("5µs before the floor: got %+v, want %+v", got, want)
 	}
 }
+
+// TestPlanReleaseIsOurs: a release after the hold reported itself lost
+// (its key deleted by release --force, which revokes the lease too) is not
+// announced as giving the claim back; after a deadline it is.
+func TestPlanReleaseIsOurs(t *testing.T) {
+	p := newPlan(10*time.Second, time.Second, 2*time.Second, 0)
+	if !p.releaseIsOurs() {
+		t.Error("a clean run's release is not ours")
+	}
+	p.next(inTick, ms(120000), ms(110000))
+	if !p.releaseIsOurs() {
+		t.Error("the release after a deadline is not ours")
+	}
+	p = newPlan(10*time.Second, time.Second, 2*time.Second, 0)
+	p.next(inLost, ms(101000), ms(110000))
+	if p.releaseIsOurs() {
+		t.Error("the release after the hold reported itself lost is announced as ours")
+	}
+}

@@ -268,7 +268,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if err != nil && s.res.Lost == nil && !errors.Is(err, cfg.NotHeld) {
 		s.res.ReleaseErr = err
 	}
-	if err == nil {
+	if err == nil && p.releaseIsOurs() {
 		s.ev.released()
 	}
 	return s.res, nil
