@@ -272,6 +272,10 @@ func runFresh(opts *RunOptions, cfg *Config, c *claim.Client) error {
 	}
 	res, err := runner.Run(opts.cmd.Context(), runner.Config{
 		Hold:       hold,
+		Name:       hold.Name,
+		TTL:        hold.TTL,
+		Revision:   hold.Revision,
+		NotHeld:    claim.ErrNotHeld,
 		Child:      child,
 		Env:        childEnv(f, hold),
 		Margin:     margin,

@@ -156,8 +156,12 @@ func TestRunNetworkCutStopsTheCommandBeforeTheNextHolderStarts(t *testing.T) {
 }
 
 // TestRunShortCutLeavesTheCommandAlone: a cut shorter than the slack the
-// deadline leaves (TTL - margin - grace - TTL/3) does not disturb the
-// command.
+// deadline leaves does not disturb the command. The SIGTERM comes
+// TTL - margin - grace after the send time of the last acknowledged renewal
+// (6s - 0.6s - 1.4s = 4s here), that renewal was sent at most TTL/10 before
+// the cut, and one is sent every TTL/10 during it, so a cut shorter than
+// TTL - margin - grace - 2TTL/10 (2.8s) ends with a renewal acknowledged in
+// time.
 func TestRunShortCutLeavesTheCommandAlone(t *testing.T) {
 	m := etcdtest.Start(t)
 	proxy := etcdtest.NewProxy(t, m.Endpoints()[0])

@@ -6,25 +6,16 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/claimctl/claimctl/pkg/boottime"
-	"github.com/claimctl/claimctl/pkg/claim"
 	"github.com/claimctl/claimctl/pkg/eventlog"
 	"github.com/claimctl/claimctl/pkg/supervise"
 )
-
-// renewWarnAfter is how long without an acknowledged renewal (since the
-// send time of the last acknowledged one) the runner warns, as a fraction
-// of the TTL: renewals go every TTL/10, so this is two missed in a row,
-// well before the command is stopped (see Timing).
-const renewWarnAfter = 5 // TTL/5
 
 // events writes the run's records to the event log.
 type events struct {
 	log       *slog.Logger
 	heldSince time.Time
-	// renewWarned is set while renew_failed has been logged and no renewal
-	// acknowledged since.
-	renewWarned bool
+	name      string // the claim's
+	revision  int64  // the hold's fencing token
 }
 
 func (e *events) record(visible bool, level slog.Level, event, msg string, attrs ...slog.Attr) {
@@ -59,27 +50,17 @@ func (e *events) stopping(event, msg string) {
 	e.record(true, level, event, msg, e.held())
 }
 
-// checkRenewals warns once when renewals have gone unacknowledged for
-// TTL/renewWarnAfter, saying when the command will be stopped if none is.
-func (e *events) checkRenewals(h *claim.Hold, now, deadline boottime.Instant) {
-	lastAck := h.Expiry().Add(-h.TTL)
-	silent := now.Sub(lastAck)
-	if e.renewWarned || silent < h.TTL/renewWarnAfter {
-		return
-	}
-	e.renewWarned = true
+// renewFailed warns that no renewal has been acknowledged for silent, and
+// that the command is stopped in left unless one is.
+func (e *events) renewFailed(silent, left time.Duration) {
 	e.record(true, slog.LevelWarn, eventlog.RenewFailed,
-		fmt.Sprintf("no renewal of %s acknowledged by etcd for %v; the command is stopped in %v unless one is", h.Name,
-			silent.Round(100*time.Millisecond), max(deadline.Sub(now), 0).Round(100*time.Millisecond)), e.held())
+		fmt.Sprintf("no renewal of %s acknowledged by etcd for %v; the command is stopped in %v unless one is", e.name,
+			silent.Round(100*time.Millisecond), max(left, 0).Round(100*time.Millisecond)), e.held())
 }
 
 // renewed notes that renewals are acknowledged again after renew_failed.
-func (e *events) renewed(h *claim.Hold) {
-	if !e.renewWarned {
-		return
-	}
-	e.renewWarned = false
-	e.record(true, slog.LevelInfo, eventlog.Renewed, fmt.Sprintf("renewals of %s are acknowledged again; the command goes on", h.Name), e.held())
+func (e *events) renewed() {
+	e.record(true, slog.LevelInfo, eventlog.Renewed, fmt.Sprintf("renewals of %s are acknowledged again; the command goes on", e.name), e.held())
 }
 
 func (e *events) exited(st supervise.Status) {
@@ -90,6 +71,6 @@ func (e *events) exited(st supervise.Status) {
 	e.record(false, slog.LevelInfo, eventlog.CommandExited, "the command "+st.String(), attrs...)
 }
 
-func (e *events) released(h *claim.Hold) {
-	e.record(false, slog.LevelInfo, eventlog.Released, fmt.Sprintf("released %s (fencing token %d)", h.Name, h.Revision), e.held())
+func (e *events) released() {
+	e.record(false, slog.LevelInfo, eventlog.Released, fmt.Sprintf("released %s (fencing token %d)", e.name, e.revision), e.held())
 }

@@ -51,7 +51,7 @@ func TestRunNeverStartsACommandOnAnUnprovenHold(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := runner.Run(ctx, runner.Config{Hold: h, Child: child, Margin: margin, Grace: time.Second})
+	res, err := runner.Run(ctx, runner.Config{Hold: h, Name: h.Name, TTL: h.TTL, Revision: h.Revision, NotHeld: claim.ErrNotHeld, Child: child, Margin: margin, Grace: time.Second})
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}

@@ -19,6 +19,15 @@
 // that is after 44-50s without an answer from etcd. A lost key (--force,
 // revoked lease) stops the child at once.
 //
+// # Decisions and I/O apart
+//
+// Every decision (when to SIGTERM and SIGKILL, when the claim counts as
+// lost, when to warn, when to release) is the plan's (plan.go), a function
+// of what happened, the boot-time clock's now and the hold's expiry, with
+// no process, clock or etcd in it, and tested as a table. Run waits for
+// what can happen and carries the plan's steps out. The hold comes in as
+// the Hold interface, so this package does not link etcd.
+//
 // # A command on the terminal
 //
 // When the command was given the terminal (supervise.Spec.Terminal, and
@@ -47,15 +56,52 @@ import (
 	"time"
 
 	"github.com/claimctl/claimctl/pkg/boottime"
-	"github.com/claimctl/claimctl/pkg/claim"
 	"github.com/claimctl/claimctl/pkg/eventlog"
 	"github.com/claimctl/claimctl/pkg/supervise"
 )
 
+// Hold is what Run needs of a claim hold: *claim.Hold in claimctl, whose
+// methods these are (see there for the exact promises), and a fake in
+// tests. The runner itself knows nothing of etcd.
+type Hold interface {
+	// Expiry is the earliest instant at which the claim may expire: the
+	// send time of the last acknowledged renewal plus the TTL.
+	Expiry() boottime.Instant
+	// Keep starts renewing the claim and watching it until ctx ends or
+	// the hold is released.
+	Keep(ctx context.Context)
+	// RecordAcquired records the acquisition on the claim, off the
+	// critical path; a failure marks the hold lost.
+	RecordAcquired(ctx context.Context) error
+	// Renewed receives a value after each acknowledged renewal.
+	Renewed() <-chan struct{}
+	// Lost is closed once the hold is known to be gone; nil until Keep.
+	Lost() <-chan struct{}
+	// LostReason says why Lost closed; it wraps Config.NotHeld.
+	LostReason() error
+	// Verify proves the hold afresh (after a suspend); an error wrapping
+	// Config.NotHeld means the hold is gone, any other proves nothing.
+	Verify(ctx context.Context) error
+	// Release ends the hold; an error wrapping Config.NotHeld means it had
+	// already ended.
+	Release() error
+}
+
 // Config says what to run and how carefully.
 type Config struct {
 	// Hold is a verified hold; Run keeps it alive and releases it.
-	Hold *claim.Hold
+	Hold Hold
+	// Name, TTL and Revision describe the hold: the claim's name (for
+	// messages), the lease's granted TTL and the fencing token.
+	Name     string
+	TTL      time.Duration
+	Revision int64
+	// NotHeld is the error the Hold's errors wrap when the claim is not
+	// held (cfg.NotHeld). The losses Run finds itself (no renewal in
+	// time, a hold that cannot be proven after a suspend) wrap it too, so
+	// that a caller classifies every lost claim with one errors.Is. nil
+	// means an error of the runner's own.
+	NotHeld error
 	// Child is the command to run, prepared before the hold was acquired.
 	Child *supervise.Prepared
 	// Env is the child's whole environment (nil: the prepared Spec's). It
@@ -65,7 +111,7 @@ type Config struct {
 	// child's group must be dead.
 	Margin time.Duration
 	// Grace is how long the child gets between SIGTERM and SIGKILL; it is
-	// capped by Timing so the deadline still holds.
+	// capped by EffectiveGrace, so that renewals have the time they need.
 	Grace time.Duration
 	// MaxRuntime, if positive, stops a child that runs longer (exit 124).
 	MaxRuntime time.Duration
@@ -103,13 +149,20 @@ type Result struct {
 	ReleaseErr error
 }
 
-// ErrLost classifies a run whose claim was lost while the child ran.
-var ErrLost = claim.ErrNotHeld
+// errNotHeld is Config.NotHeld when none is given.
+var errNotHeld = errors.New("claim not held")
 
-// Timing returns the effective grace for a TTL and margin: at most the
-// requested grace, and never so long that the SIGTERM would come before two
-// renewals (at TTL/3 and 2TTL/3) had the chance to fail.
-func Timing(ttl, margin, grace time.Duration) time.Duration {
+// EffectiveGrace returns the grace Run uses for a TTL and margin: at most
+// the requested grace, and short enough that the SIGTERM, which comes
+// TTL - margin - grace after the send time of the last acknowledged
+// renewal, comes no earlier than 2TTL/3 after it. Renewals are due TTL/10
+// after that send time and, while none is acknowledged, go out again every
+// TTL/10 at most (every second once the TTL is over 10s; see the claim
+// package's keeper), so by the SIGTERM at least six renewals have gone
+// unanswered, and the first of them had more than half the TTL
+// (2TTL/3 - TTL/10) to be answered. A margin that leaves no such room
+// gives no grace: only the SIGKILL, at the deadline.
+func EffectiveGrace(ttl, margin, grace time.Duration) time.Duration {
 	room := ttl - margin - 2*ttl/3
 	if room < 0 {
 		room = 0
@@ -123,12 +176,17 @@ func DefaultMargin(ttl time.Duration) time.Duration {
 	return min(max(ttl/10, 500*time.Millisecond), 5*time.Second)
 }
 
-// ValidateMargin reports why margin cannot be used with ttl. The cap is
-// claim.MinLifeAfterWait (the claim package's invariant "life after wait"):
-// a hold that waited is proven alive for more than that, so its deadline is
-// still ahead when its command starts.
+// maxMargin is the largest margin ValidateMargin accepts: half the TTL,
+// which is claim.MinLifeAfterWait (the claim package's invariant "life
+// after wait"; TestMarginCapIsTheLifeAfterWait keeps the two equal). A hold
+// that waited is proven alive for more than that, so its deadline is still
+// ahead when its command starts.
+func maxMargin(ttl time.Duration) time.Duration { return ttl / 2 }
+
+// ValidateMargin reports why margin cannot be used with ttl: it must be
+// positive and at most maxMargin.
 func ValidateMargin(ttl, margin time.Duration) error {
-	if most := claim.MinLifeAfterWait(ttl); margin <= 0 || margin > most {
+	if most := maxMargin(ttl); margin <= 0 || margin > most {
 		return fmt.Errorf("invalid --margin %v: it must be positive and at most half the TTL (%v)", margin, most)
 	}
 	return nil
@@ -138,6 +196,9 @@ func ValidateMargin(ttl, margin time.Duration) error {
 // signals, and releases the claim only once the child's whole group is gone.
 // It returns an error only when the child could not be started (a
 // *supervise.StartError for 126/127); the claim is then released at once.
+//
+// Run decides nothing itself: like consul's lock loop it waits in one
+// select for what can happen, and then does what the plan (plan.next) says.
 func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -145,14 +206,16 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.HeldSince.IsZero() {
 		cfg.HeldSince = time.Now()
 	}
-	ev := events{log: cfg.Log, heldSince: cfg.HeldSince}
-	logf := ev.notice
+	if cfg.NotHeld == nil {
+		cfg.NotHeld = errNotHeld
+	}
 	h := cfg.Hold
-	if boottime.Until(h.Expiry().Add(-cfg.Margin)) <= 0 {
+	p := newPlan(cfg.TTL, cfg.Margin, EffectiveGrace(cfg.TTL, cfg.Margin, cfg.Grace), cfg.MinHold)
+	if !p.canStart(boottime.Now(), h.Expiry()) {
 		// Waiting took so long that the hold can no longer be proven.
 		cfg.Child.Close()
 		_ = h.Release()
-		return Result{Lost: fmt.Errorf("%w: the lease could not be renewed in time before the command started", claim.ErrNotHeld)}, nil
+		return Result{Lost: fmt.Errorf("%w: the lease could not be renewed in time before the command started", cfg.NotHeld)}, nil
 	}
 	child, err := cfg.Child.Start(cfg.Env)
 	if err != nil {
@@ -162,8 +225,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, err
 	}
 	defer child.Close()
-	ev.started(child.Pid())
-	var stopped <-chan struct{}
+	s := &session{cfg: cfg, ctx: ctx, child: child, plan: p, exited: child.Exited(),
+		ev: events{log: cfg.Log, heldSince: cfg.HeldSince, name: cfg.Name, revision: cfg.Revision}}
+	s.ev.started(child.Pid())
 	if child.Foreground() {
 		// From now on this process is in the background of its terminal.
 		// A background write to a terminal with TOSTOP set raises
@@ -172,13 +236,13 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		// start keeps the command from inheriting the ignored signal.
 		signal.Ignore(sigTTOU)
 		defer signal.Reset(sigTTOU)
-		stopped = child.Stopped()
+		s.stopped = child.Stopped()
 	}
-	started := boottime.Now()
-	res := Result{Started: true}
+	p.startedAt(boottime.Now())
 	kctx, stopKeeping := context.WithCancel(ctx)
 	defer stopKeeping()
 	h.Keep(kctx)
+	s.lost = h.Lost()
 	// Off the handoff's critical path: the command is already running.
 	rctx, stopRecording := context.WithCancel(kctx)
 	recorded := make(chan struct{})
@@ -190,140 +254,180 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		stopRecording()
 		<-recorded
 	}()
-
-	grace := Timing(h.TTL, cfg.Margin, cfg.Grace)
-	deadline := func() boottime.Instant { return h.Expiry().Add(-cfg.Margin) }
-	wall := func(i boottime.Instant) time.Time { return time.Now().Add(boottime.Until(i)) }
-
-	stopping := false
-	stop := func(event, why string) {
-		killAt := boottime.Now().Add(grace)
-		if d := deadline(); d.Before(killAt) {
-			killAt = d
-		}
-		if !stopping {
-			ev.stopping(event, fmt.Sprintf("%s; stopping the command (SIGTERM now, SIGKILL in %v)", why, max(boottime.Until(killAt), 0).Round(time.Millisecond)))
-		}
-		stopping = true
-		child.StopAt(wall(killAt))
-	}
-	var maxRuntime <-chan time.Time
 	if cfg.MaxRuntime > 0 {
 		t := time.NewTimer(cfg.MaxRuntime)
 		defer t.Stop()
-		maxRuntime = t.C
-	}
-	exited := child.Exited()
-	for done := false; !done; {
-		now := boottime.Now()
-		d := deadline()
-		if !now.Before(d) {
-			// Past the deadline: nothing may run any more.
-			if res.Lost == nil {
-				res.Lost = fmt.Errorf("%w: no renewal was acknowledged in time (deadline %v after the last acknowledged renewal was sent)", claim.ErrNotHeld, h.TTL-cfg.Margin)
-				ev.stopping(eventlog.Lost, fmt.Sprintf("claim %s lost at %s: %v; killing the command", h.Name, time.Now().Format(time.TimeOnly), res.Lost))
-			}
-			stopping = true
-			child.Kill()
-		} else if termAt := d.Add(-grace); !now.Before(termAt) && res.Lost == nil {
-			res.Lost = fmt.Errorf("%w: etcd has not acknowledged a renewal for %v, so the lease may expire in %v", claim.ErrNotHeld,
-				now.Sub(h.Expiry().Add(-h.TTL)).Round(time.Millisecond), h.Expiry().Sub(now).Round(time.Millisecond))
-			stop(eventlog.Lost, fmt.Sprintf("claim %s lost at %s: %v", h.Name, time.Now().Format(time.TimeOnly), res.Lost))
-		} else if res.Lost == nil {
-			ev.checkRenewals(h, now, d)
-		}
-		// Wake at the next threshold, and at least every 250ms so that a
-		// suspend (which stops Go's timers but not the boot-time clock) is
-		// noticed promptly after resume.
-		next := deadline().Add(-grace)
-		if stopping || !now.Before(next) {
-			next = deadline()
-		}
-		tick := time.NewTimer(min(max(boottime.Until(next), time.Millisecond), 250*time.Millisecond))
-		select {
-		case <-child.GroupDone():
-			done = true
-		case <-exited:
-			exited = nil
-			// The command ended; anything it left in its group must end
-			// too before the claim is released.
-			select {
-			case <-child.GroupDone():
-				done = true
-			case <-time.After(20 * time.Millisecond):
-				stop(eventlog.Notice, "the command exited but left processes behind (in its group, or jobs of a shell in their own groups)")
-			}
-		case sig := <-cfg.Signals:
-			if s, ok := sig.(syscall.Signal); ok {
-				_ = child.Signal(s)
-			}
-		case <-h.Lost():
-			if res.Lost == nil {
-				res.Lost = h.LostReason()
-				stop(eventlog.Lost, fmt.Sprintf("claim %s lost at %s: %v", h.Name, time.Now().Format(time.TimeOnly), res.Lost))
-			}
-		case <-h.Renewed():
-			ev.renewed(h)
-		case <-stopped:
-			if res.Lost != nil || stopping {
-				// Already stopping: let it end, never wait for fg.
-				_ = child.Signal(sigCONT)
-				break
-			}
-			if lost := suspend(h, child, cfg.Terminal, deadline, logf); lost != nil {
-				res.Lost = lost
-				ev.stopping(eventlog.Lost, fmt.Sprintf("claim %s lost while suspended: %v; killing the command, which never ran again", h.Name, lost))
-				stopping = true
-				child.Kill()
-			}
-		case <-maxRuntime:
-			maxRuntime = nil
-			res.TimedOut = true
-			stop(eventlog.TimedOut, fmt.Sprintf("the command ran longer than --max-runtime %v", cfg.MaxRuntime))
-		case <-tick.C:
-		}
-		tick.Stop()
-	}
-	// The group is empty: the claim may go now. The guardian has stood
-	// down; reaping it (child.Close) can wait until after the release.
-	res.Status = child.Status()
-	ev.exited(res.Status)
-	if child.Foreground() {
-		takeTerminalBack(cfg.Terminal, child.Pid(), logf)
+		s.maxRuntime = t.C
 	}
 
-	if cfg.MinHold > 0 && res.Lost == nil {
-		holdFor(ctx, h, started.Add(cfg.MinHold), cfg.Signals)
-	}
+	s.supervise()
+	// The group is empty and the plan done: the claim may go now. The
+	// guardian has stood down; reaping it (child.Close) can wait until
+	// after the release.
 	err = h.Release()
-	if err != nil && res.Lost == nil && !errors.Is(err, claim.ErrNotHeld) {
-		res.ReleaseErr = err
+	if err != nil && s.res.Lost == nil && !errors.Is(err, cfg.NotHeld) {
+		s.res.ReleaseErr = err
 	}
-	if err == nil {
-		ev.released(h)
+	if err == nil && p.releaseIsOurs() {
+		s.ev.released()
 	}
-	return res, nil
+	return s.res, nil
 }
 
-// holdFor keeps the hold until the boot-time instant until, or until the
-// hold is lost, ctx ends or a signal arrives.
-func holdFor(ctx context.Context, h *claim.Hold, until boottime.Instant, signals <-chan os.Signal) {
-	for {
-		wait := boottime.Until(until)
-		if wait <= 0 {
+// session is one run of a started command: its plan, the channels Run
+// waits on, and the result so far.
+type session struct {
+	cfg   Config
+	ctx   context.Context
+	child *supervise.Child
+	plan  *plan
+	ev    events
+	res   Result
+
+	exited     <-chan struct{}  // the command exited; nil once seen
+	lost       <-chan struct{}  // Hold.Lost; nil once seen
+	stopped    <-chan struct{}  // the command stopped from its terminal; nil if it has none
+	maxRuntime <-chan time.Time // --max-runtime; nil without it, or once seen
+	unproven   error            // why the hold could not be proven after a suspend
+}
+
+// supervise runs the plan until it says release.
+func (s *session) supervise() {
+	s.res.Started = true
+	for in := inTick; ; {
+		now, expiry := boottime.Now(), s.cfg.Hold.Expiry()
+		st := s.plan.next(in, now, expiry)
+		in = inTick
+		switch st.do {
+		case doRelease:
+			s.res.TimedOut = s.plan.timedOut
 			return
+		case doWarnRenewals:
+			s.ev.renewFailed(now.Sub(expiry.Add(-s.cfg.TTL)), expiry.Add(-s.cfg.Margin).Sub(now))
+		case doNoteRenewed:
+			s.ev.renewed()
+		case doTerm, doKill:
+			s.stop(st, now, expiry)
+		case doResume:
+			// Already stopping: let it end, never wait for fg.
+			_ = s.child.Signal(sigCONT)
+		case doSuspend:
+			if s.unproven = s.suspend(); s.unproven != nil {
+				in = inUnproven
+				continue
+			}
 		}
-		t := time.NewTimer(min(wait, 250*time.Millisecond))
-		select {
-		case <-ctx.Done():
-		case <-h.Lost():
-		case <-signals:
-		case <-t.C:
+		if !now.Before(st.at) {
 			continue
 		}
-		t.Stop()
+		if st.do == doHold {
+			in = s.awaitHold(st.at)
+		} else {
+			in = s.await(st.at)
+		}
+	}
+}
+
+// await waits for whatever happens first while the command's group runs,
+// until at at the latest, and says what it was.
+func (s *session) await(at boottime.Instant) input {
+	t := time.NewTimer(boottime.Until(at))
+	defer t.Stop()
+	select {
+	case <-s.child.GroupDone():
+		s.res.Status = s.child.Status()
+		s.ev.exited(s.res.Status)
+		if s.child.Foreground() {
+			takeTerminalBack(s.cfg.Terminal, s.child.Pid(), s.ev.notice)
+		}
+		return inGroupGone
+	case <-s.exited:
+		s.exited = nil
+		return inExited
+	case sig := <-s.cfg.Signals:
+		if sig, ok := sig.(syscall.Signal); ok {
+			_ = s.child.Signal(sig)
+		}
+		return inTick
+	case <-s.lost:
+		s.lost = nil
+		return inLost
+	case <-s.cfg.Hold.Renewed():
+		return inRenewed
+	case <-s.stopped:
+		return inTerminalStop
+	case <-s.maxRuntime:
+		s.maxRuntime = nil
+		return inTimedOut
+	case <-t.C:
+		return inTick
+	}
+}
+
+// awaitHold waits, with nothing of the command left, until at, or until
+// the hold is lost, the context ends or a signal arrives, which end
+// --min-hold early.
+func (s *session) awaitHold(at boottime.Instant) input {
+	t := time.NewTimer(boottime.Until(at))
+	defer t.Stop()
+	select {
+	case <-s.ctx.Done():
+	case <-s.cfg.Hold.Lost():
+	case <-s.cfg.Signals:
+	case <-t.C:
+		return inTick
+	}
+	return inHoldEnded
+}
+
+// stop carries out a term or a kill: the run's loss, if this step finds
+// it, the announcement, and the signals.
+func (s *session) stop(st step, now, expiry boottime.Instant) {
+	cfg := s.cfg
+	if st.lost {
+		switch st.why {
+		case causeDeadline:
+			s.res.Lost = fmt.Errorf("%w: no renewal was acknowledged in time (deadline %v after the last acknowledged renewal was sent)", cfg.NotHeld, cfg.TTL-cfg.Margin)
+		case causeSilent:
+			s.res.Lost = fmt.Errorf("%w: etcd has not acknowledged a renewal for %v, so the lease may expire in %v", cfg.NotHeld,
+				now.Sub(expiry.Add(-cfg.TTL)).Round(time.Millisecond), expiry.Sub(now).Round(time.Millisecond))
+		case causeReported:
+			s.res.Lost = cfg.Hold.LostReason()
+		case causeNotProven:
+			s.res.Lost = s.unproven
+		}
+	}
+	if st.announce {
+		s.announce(st, now)
+	}
+	if st.do == doKill {
+		s.child.Kill()
 		return
 	}
+	s.child.StopAt(time.Now().Add(boottime.Until(st.killAt)))
+}
+
+// announce logs why the command is being stopped, and how.
+func (s *session) announce(st step, now boottime.Instant) {
+	at := time.Now().Format(time.TimeOnly)
+	event, why := eventlog.Lost, fmt.Sprintf("claim %s lost at %s: %v", s.cfg.Name, at, s.res.Lost)
+	switch st.why {
+	case causeNotProven:
+		why = fmt.Sprintf("claim %s lost while suspended: %v", s.cfg.Name, s.res.Lost)
+	case causeMaxRuntime:
+		event, why = eventlog.TimedOut, fmt.Sprintf("the command ran longer than --max-runtime %v", s.cfg.MaxRuntime)
+	case causeLeftBehind:
+		event, why = eventlog.Notice, "the command exited but left processes behind (in its group, or jobs of a shell in their own groups)"
+	}
+	switch {
+	case st.do == doTerm:
+		why += fmt.Sprintf("; stopping the command (SIGTERM now, SIGKILL in %v)", max(st.killAt.Sub(now), 0).Round(time.Millisecond))
+	case st.why == causeNotProven:
+		why += "; killing the command, which never ran again"
+	default:
+		why += "; killing the command"
+	}
+	s.ev.stopping(event, why)
 }
 
 // suspend relays a stop of the command (Ctrl-Z on the terminal, which
@@ -347,7 +451,10 @@ func holdFor(ctx context.Context, h *claim.Hold, until boottime.Instant, signals
 // (claim.Hold.Verify). The terminal goes back to the command's group only
 // if ours has it, that is after fg rather than bg; after bg a command that
 // reads the terminal is stopped by SIGTTIN and suspended again.
-func suspend(h *claim.Hold, child *supervise.Child, tty *os.File, deadline func() boottime.Instant, logf func(string, ...any)) error {
+func (s *session) suspend() error {
+	cfg, child, logf := s.cfg, s.child, s.ev.notice
+	h, tty := cfg.Hold, cfg.Terminal
+	deadline := func() boottime.Instant { return h.Expiry().Add(-cfg.Margin) }
 	_ = child.SignalJob(sigSTOP)
 	own := ownGroup()
 	if fg, err := supervise.ForegroundGroup(tty); err == nil && fg == child.Pid() {
@@ -356,18 +463,18 @@ func suspend(h *claim.Hold, child *supervise.Child, tty *os.File, deadline func(
 		}
 	}
 	left := max(boottime.Until(deadline()), 0).Round(100 * time.Millisecond)
-	logf("suspended: claim %s is not renewed while suspended; it expires after its TTL (%v), so continue within %v or the command is killed when continued", h.Name, h.TTL, left)
+	logf("suspended: claim %s is not renewed while suspended; it expires after its TTL (%v), so continue within %v or the command is killed when continued", cfg.Name, cfg.TTL, left)
 	supervise.SuspendSelf()
 
 	for {
 		d := deadline()
 		if !boottime.Now().Before(d) {
-			return fmt.Errorf("%w: the claim ran out while run was suspended (no renewal for %v)", claim.ErrNotHeld, boottime.Now().Sub(h.Expiry().Add(-h.TTL)).Round(time.Millisecond))
+			return fmt.Errorf("%w: the claim ran out while run was suspended (no renewal for %v)", cfg.NotHeld, boottime.Now().Sub(h.Expiry().Add(-cfg.TTL)).Round(time.Millisecond))
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), boottime.Until(d))
 		err := h.Verify(ctx)
 		cancel()
-		if errors.Is(err, claim.ErrNotHeld) {
+		if errors.Is(err, cfg.NotHeld) {
 			return fmt.Errorf("%w (found on continuing after a suspend)", err)
 		}
 		if err == nil && boottime.Now().Before(deadline()) {

@@ -21,20 +21,22 @@ func TestDefaultMarginAndGraceCap(t *testing.T) {
 		if m != c.margin {
 			t.Errorf("DefaultMargin(%v) = %v, want %v", c.ttl, m, c.margin)
 		}
-		g := Timing(c.ttl, m, 5*time.Second)
+		g := EffectiveGrace(c.ttl, m, 5*time.Second)
 		if g != c.grace {
-			t.Errorf("Timing(%v, %v, 5s) = %v, want %v", c.ttl, m, g, c.grace)
+			t.Errorf("EffectiveGrace(%v, %v, 5s) = %v, want %v", c.ttl, m, g, c.grace)
 		}
-		// The promise: SIGTERM comes no earlier than two renewal periods
-		// after the last acknowledged renewal, and SIGKILL before expiry.
+		// The promise: SIGTERM comes no earlier than 2TTL/3 after the
+		// send time of the last acknowledged renewal, by when at least six
+		// renewals (due every TTL/10) have gone unanswered; SIGKILL comes
+		// before expiry (a valid margin).
 		if term := c.ttl - m - g; term < 2*c.ttl/3 {
-			t.Errorf("ttl %v: SIGTERM at %v after the last renewal, before two renewals (%v) could fail", c.ttl, term, 2*c.ttl/3)
+			t.Errorf("ttl %v: SIGTERM at %v after the last acknowledged renewal was sent, before 2TTL/3 (%v)", c.ttl, term, 2*c.ttl/3)
 		}
 		if err := ValidateMargin(c.ttl, m); err != nil {
 			t.Errorf("the default margin %v for ttl %v is invalid: %v", m, c.ttl, err)
 		}
 	}
-	if Timing(10*time.Second, 5*time.Second, 5*time.Second) != 0 {
+	if EffectiveGrace(10*time.Second, 5*time.Second, 5*time.Second) != 0 {
 		t.Error("a margin leaving no room must give no grace, not a negative one")
 	}
 	for _, bad := range []time.Duration{0, -time.Second, 31 * time.Second} {
