@@ -107,7 +107,7 @@ func (k *keeper) renewOnce(ctx context.Context) error {
 //
 // Why TTL/10 and not the TTL/3 of etcd's own keepalive: run SIGTERMs the
 // command 2TTL/3 after the send time of the last acknowledged renewal (see
-// runner.Timing), so a renewal sent at TTL/3 must be answered within TTL/3.
+// runner.EffectiveGrace), so a renewal sent at TTL/3 must be answered within TTL/3.
 // On a link with TTL/6 of latency each way it never is in time, and a link
 // that slows down suddenly gives no round trip to adapt to beforehand;
 // renewing every TTL/10 leaves 2TTL/3 - TTL/10 for the round trip. A
