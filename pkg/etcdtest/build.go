@@ -48,16 +48,25 @@ var sharedBuild struct {
 }
 
 // serverBinary is a claimctl-server executable, and the lock file that
-// guards it when it is shared.
+// guards it when it is shared; or an upstream etcd (see EtcdEnv).
 type serverBinary struct {
 	path string
-	lock string // "" when not shared
+	lock string      // "" when not shared
+	etcd *etcdBinary // nil for claimctl-server
 }
 
-// findServerBinary returns the binary StartCluster runs, building it if
-// needed; it fails the test if it cannot.
+// findServerBinary returns the binary StartCluster runs: the etcd named by
+// EtcdEnv if set, else claimctl-server, building it if needed. It fails the
+// test if it cannot.
 func findServerBinary(t testing.TB) serverBinary {
 	t.Helper()
+	e, err := upstreamEtcd()
+	if err != nil {
+		t.Fatalf("etcdtest: %v", err)
+	}
+	if e != nil {
+		return serverBinary{path: e.path, etcd: e}
+	}
 	if p := os.Getenv(ServerBinEnv); p != "" {
 		return serverBinary{path: p}
 	}

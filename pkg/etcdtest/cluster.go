@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -53,7 +52,7 @@ type ClusterOptions struct {
 	Timeout time.Duration
 }
 
-// Cluster is a set of claimctl-server processes forming one etcd cluster on
+// Cluster is a set of claimctl-server (or EtcdEnv) processes forming one etcd cluster on
 // loopback, for faults an in-process member cannot have: SIGKILL, SIGSTOP,
 // restart from disk. Make it with StartCluster. Its methods that fail the
 // test must be called from the test's goroutine.
@@ -90,7 +89,8 @@ type process struct {
 	waitErr error         // set before exited is closed
 }
 
-// StartCluster builds claimctl-server (see ServerBinEnv) and starts n
+// StartCluster builds claimctl-server (see ServerBinEnv), or takes the
+// upstream etcd named by EtcdEnv, and starts n
 // members of a new cluster, each a separate process on free loopback ports
 // with its own data directory under t.TempDir(). It returns when every
 // member serves clients. t.Cleanup kills every process it started, by pid,
@@ -514,32 +514,35 @@ func (m *ProcessMember) launch(state string) error {
 	for _, o := range c.members {
 		cluster = append(cluster, o.name+"="+o.peerURL)
 	}
-	args := []string{
-		"--name", m.name,
-		"--data-dir", m.dataDir,
-		"--listen-client-urls", m.clientURL,
-		"--advertise-client-urls", m.clientURL,
-		"--listen-peer-urls", m.peerURL,
-		"--initial-advertise-peer-urls", m.peerURL,
-		"--initial-cluster", strings.Join(cluster, ","),
-		"--initial-cluster-state", state,
-		"--initial-cluster-token", c.token,
-		"--heartbeat-interval", strconv.FormatUint(uint64(c.opts.TickMs), 10),
-		"--election-timeout", strconv.FormatUint(uint64(c.opts.ElectionMs), 10),
-		"--log-level", c.opts.LogLevel,
+	f := memberFlags{
+		name:           m.name,
+		dataDir:        m.dataDir,
+		clientURL:      m.clientURL,
+		peerURL:        m.peerURL,
+		initialCluster: strings.Join(cluster, ","),
+		state:          state,
+		token:          c.token,
+		tickMs:         c.opts.TickMs,
+		electionMs:     c.opts.ElectionMs,
+		logLevel:       c.opts.LogLevel,
+		fsync:          c.opts.Fsync,
 	}
-	if !c.opts.Fsync {
-		args = append(args, "--unsafe-no-fsync")
-	}
+	args := f.args(c.bin.etcd)
 	p := &process{
 		cmd:    exec.Command(c.bin.path, args...),
 		ready:  make(chan struct{}),
 		exited: make(chan struct{}),
 	}
-	p.cmd.Stdout = &firstLine{done: p.ready}
+	name := filepath.Base(c.bin.path)
+	if c.bin.etcd == nil {
+		// claimctl-server prints its client URL once it serves.
+		p.cmd.Stdout = &firstLine{done: p.ready}
+	} else {
+		name += " " + c.bin.etcd.version
+	}
 	p.cmd.Stderr = m.logs
 	p.cmd.SysProcAttr = sysProcAttr()
-	fmt.Fprintf(m.logs, "--- etcdtest: %s %s\n", filepath.Base(c.bin.path), strings.Join(args, " "))
+	fmt.Fprintf(m.logs, "--- etcdtest: %s %s\n", name, strings.Join(args, " "))
 
 	// A fresh client: one that watched the member die may be in gRPC's
 	// reconnect backoff, which grows to minutes.
@@ -568,6 +571,10 @@ func (m *ProcessMember) launch(state string) error {
 		p.waitErr = p.cmd.Wait()
 		close(p.exited)
 	}()
+	if c.bin.etcd != nil {
+		// Upstream etcd prints nothing on stdout: ask it.
+		go probeReady(cli, m.clientURL, p.exited, p.ready)
+	}
 	return nil
 }
 

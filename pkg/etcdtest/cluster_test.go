@@ -6,6 +6,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"go.etcd.io/etcd/api/v3/version"
 )
 
 // electionBound is how long a test allows for a new leader after the old one
@@ -115,6 +117,16 @@ func TestClusterSingleMember(t *testing.T) {
 		t.Fatalf("WaitLeader = %d, want 0", got)
 	}
 	m := c.Member(0)
+	// claimctl-server embeds this module's etcd; EtcdEnv's is its own.
+	want := version.Version
+	if e, err := upstreamEtcd(); err != nil {
+		t.Fatal(err)
+	} else if e != nil {
+		want = e.version
+	}
+	if st, err := c.Client(t).Status(ctx, m.Endpoint()); err != nil || st.Version != want {
+		t.Fatalf("Status = %v, %v; want version %s", st, err, want)
+	}
 	if _, err := c.Client(t).Put(ctx, "k", "v"); err != nil {
 		t.Fatal(err)
 	}

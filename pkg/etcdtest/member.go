@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/claimctl/claimctl/pkg/etcdserver"
+	"go.etcd.io/etcd/api/v3/version"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -34,25 +35,39 @@ const (
 	DialTimeout = 5 * time.Second
 )
 
-// Member is one embedded etcd member started by Start.
+// Member is one single-member etcd started by Start.
 type Member struct {
-	server *etcdserver.Server
+	server *Server
 }
 
-// Start runs an embedded single-member etcd on 127.0.0.1 for the duration
-// of the test: data in t.TempDir(), fsync off, the fast timings above, and
-// free ports (port 0 for clients; port 0 for peers too, which a lone member
-// never dials, so there is no window in which another process can take the
-// port). It is closed by t.Cleanup. Because the ports are picked at bind
-// time, the URLs the member advertises (in MemberList) say port 0; use
-// Endpoints.
+// Server is a running single-member etcd from StartEmbedded: embedded in
+// the test binary, or an upstream etcd process when EtcdEnv is set.
+type Server struct {
+	embedded *etcdserver.Server
+	upstream *upstreamServer
+	version  string
+}
+
+// Start runs a single-member etcd on 127.0.0.1 for the duration of the
+// test: data in t.TempDir(), fsync off, the fast timings above, and free
+// ports. It is closed by t.Cleanup. By default the member is embedded, with
+// port 0 for clients and peers (a lone member never dials its peer port, so
+// there is no window in which another process can take it); because the
+// ports are picked at bind time, the URLs it advertises (in MemberList) say
+// port 0: use Endpoints. With EtcdEnv set it is that etcd, as a process;
+// its stderr is logged if the test fails.
 func Start(t testing.TB) *Member {
 	t.Helper()
 	s, err := StartEmbedded(t.TempDir())
 	if err != nil {
 		t.Fatalf("etcdtest: %v", err)
 	}
-	t.Cleanup(s.Close)
+	t.Cleanup(func() {
+		s.Close()
+		if logs := s.Logs(); t.Failed() && logs != "" {
+			t.Logf("etcdtest: stderr of etcd %s:\n%s", s.Version(), logs)
+		}
+	})
 	return &Member{server: s}
 }
 
@@ -60,8 +75,21 @@ func Start(t testing.TB) *Member {
 // custom commands that run one member per script and close it themselves
 // (Close it when the script ends). dir is the data directory: empty for a
 // new member, or one a previous member used, to restart with its data.
-// etcd's errors go to stderr; a healthy member logs nothing.
-func StartEmbedded(dir string) (*etcdserver.Server, error) {
+// An embedded member's errors go to stderr (a healthy member logs nothing);
+// an upstream one's are kept for Logs. Despite the name, with EtcdEnv set
+// the member is that etcd, run as a process.
+func StartEmbedded(dir string) (*Server, error) {
+	e, err := upstreamEtcd()
+	if err != nil {
+		return nil, err
+	}
+	if e != nil {
+		u, err := startUpstream(e, dir)
+		if err != nil {
+			return nil, err
+		}
+		return &Server{upstream: u, version: e.version}, nil
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
 	defer cancel()
 	s, err := etcdserver.Start(ctx, etcdserver.Config{
@@ -76,7 +104,38 @@ func StartEmbedded(dir string) (*etcdserver.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start embedded etcd in %s: %w", dir, err)
 	}
-	return s, nil
+	return &Server{embedded: s, version: version.Version}, nil
+}
+
+// ClientURLs returns the URLs the member serves clients on,
+// "http://127.0.0.1:PORT".
+func (s *Server) ClientURLs() []string {
+	if s.upstream != nil {
+		return []string{s.upstream.url}
+	}
+	return s.embedded.ClientURLs()
+}
+
+// Version returns the etcd release the member runs, "3.7.3".
+func (s *Server) Version() string { return s.version }
+
+// Logs returns the end of an upstream member's stderr ("" when embedded:
+// its errors go to stderr as they happen).
+func (s *Server) Logs() string {
+	if s.upstream != nil {
+		return s.upstream.Logs()
+	}
+	return ""
+}
+
+// Close stops the member gracefully and waits until it has. Calling it
+// again does nothing.
+func (s *Server) Close() {
+	if s.upstream != nil {
+		s.upstream.Close()
+		return
+	}
+	s.embedded.Close()
 }
 
 // Endpoints returns the member's client URLs, "http://127.0.0.1:PORT",
@@ -85,8 +144,8 @@ func StartEmbedded(dir string) (*etcdserver.Server, error) {
 func (m *Member) Endpoints() []string { return m.server.ClientURLs() }
 
 // Server returns the running member, to close it early (to test what a
-// client sees when its server goes away) or read its state.
-func (m *Member) Server() *etcdserver.Server { return m.server }
+// client sees when its server goes away) or ask its version.
+func (m *Member) Server() *Server { return m.server }
 
 // Client returns a client of the member, closed by t.Cleanup.
 func (m *Member) Client(t testing.TB) *clientv3.Client {

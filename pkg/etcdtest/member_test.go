@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.etcd.io/etcd/api/v3/version"
 )
 
 func TestStart(t *testing.T) {
@@ -133,5 +135,29 @@ func TestProxyPause(t *testing.T) {
 	p.Unpause()
 	if _, err := cli.Get(ctx, "k"); err != nil {
 		t.Errorf("get after unpause: %v", err)
+	}
+}
+
+// TestServerVersion checks that the member is the etcd asked for: the
+// embedded one, or the EtcdEnv binary's release.
+func TestServerVersion(t *testing.T) {
+	want := version.Version
+	if e, err := upstreamEtcd(); err != nil {
+		t.Fatal(err)
+	} else if e != nil {
+		want = e.version
+	}
+	m := Start(t)
+	if got := m.Server().Version(); got != want {
+		t.Errorf("Server().Version() = %q, want %q", got, want)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := m.Client(t).Status(ctx, m.Endpoints()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Version != want {
+		t.Errorf("Status().Version = %q, want %q", st.Version, want)
 	}
 }
