@@ -45,6 +45,14 @@ func TestScripts(t *testing.T) {
 			env.Setenv("NO_COLOR", "")
 			return nil
 		},
+		// [history] is false on an etcd (CLAIMCTL_TEST_ETCD, from
+		// scripts/compat.sh) that claimctl history refuses.
+		Condition: func(cond string) (bool, error) {
+			if cond != "history" {
+				return false, fmt.Errorf("unknown condition %q", cond)
+			}
+			return historyServer(), nil
+		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"etcd":      cmdEtcd,
 			"waitqueue": cmdWaitQueue,
@@ -253,4 +261,24 @@ func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// historyServer reports whether the etcd the scripts run against can serve
+// claimctl history: the embedded one can; an upstream one
+// (etcdtest.EtcdEnv) by its version.
+func historyServer() bool {
+	bin := os.Getenv(etcdtest.EtcdEnv)
+	if bin == "" {
+		return true
+	}
+	out, err := exec.Command(bin, "--version").Output()
+	if err != nil {
+		return true
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(line, "etcd Version: "); ok {
+			return claim.HistoryUnsupported(strings.TrimSpace(v)) == ""
+		}
+	}
+	return true
 }

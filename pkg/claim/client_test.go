@@ -33,3 +33,16 @@ func TestClassifyError(t *testing.T) {
 		}
 	}
 }
+
+// TestHistoryUnsupported: the servers whose watch progress may come before
+// the stored events (etcd issue 15220) are refused by History, by version.
+func TestHistoryUnsupported(t *testing.T) {
+	for v, refused := range map[string]bool{
+		"3.3.27": true, "3.4.23": true, "3.4.30": true, "3.4.31": false, "3.5.12": true, "3.5.13": false,
+		"3.5.36": false, "3.6.0": false, "3.7.3": false, "4.0.0": false, "garbage": false,
+	} {
+		if got := HistoryUnsupported(v) != ""; got != refused {
+			t.Errorf("HistoryUnsupported(%q) refuses %v, want %v", v, got, refused)
+		}
+	}
+}

@@ -161,6 +161,9 @@ func (c *Client) History(ctx context.Context, name string) (*History, error) {
 	op := "history " + name
 	ctx, cancel := c.request(ctx)
 	defer cancel()
+	if err := c.checkHistoryServers(ctx, op); err != nil {
+		return nil, err
+	}
 	resp, err := c.etcd.Get(ctx, c.keys.ClaimPrefix(name), clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		return nil, c.etcdError(op, err)
@@ -199,6 +202,44 @@ func (c *Client) History(ctx context.Context, name string) (*History, error) {
 		return replay(c.keys, name, base, baseKVs, events, end, readAt), nil
 	}
 	return nil, fmt.Errorf("%s: %w: etcd kept compacting the revisions being read; try again", op, ErrUnavailable)
+}
+
+// checkHistoryServers refuses to read history through a member whose etcd
+// may report a watch's progress before it has sent the watch's stored
+// events (etcd issue 15220, fixed by etcd PRs 15237 and 17557): History
+// takes such a report as the end of the history and would list nothing.
+// A member that does not answer is left to the reads that follow.
+func (c *Client) checkHistoryServers(ctx context.Context, op string) error {
+	for _, ep := range c.etcd.Endpoints() {
+		st, err := c.etcd.Status(ctx, ep)
+		if err != nil {
+			continue
+		}
+		if why := HistoryUnsupported(st.Version); why != "" {
+			return fmt.Errorf("%s: %w: the etcd member at %s is version %s, which %s; upgrade it, or read the history through members that are newer",
+				op, ErrUnavailable, ep, st.Version, why)
+		}
+	}
+	return nil
+}
+
+// HistoryUnsupported says why etcd version v cannot serve History, or "".
+// Tests use it to skip history on such servers.
+// The fixes for watch progress came with 3.4.31 and 3.5.13 (3.6 and later
+// have them).
+func HistoryUnsupported(v string) string {
+	var major, minor, patch int
+	if n, _ := fmt.Sscanf(v, "%d.%d.%d", &major, &minor, &patch); n < 3 {
+		return ""
+	}
+	const why = "may report watch progress before the stored events it reads (etcd issue 15220; fixed in 3.4.31, 3.5.13 and 3.6)"
+	switch {
+	case major != 3 || minor > 5:
+		return ""
+	case minor < 4, minor == 4 && patch < 31, minor == 5 && patch < 13:
+		return why
+	}
+	return ""
 }
 
 // historyEvents returns every event of the claim's contender and slot keys

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,6 +94,21 @@ func (s *histSeq) releaseToken(h *claim.Hold) {
 // expire leaves h's lease to run out (h must have a short TTL): a hold
 // that nothing keeps is not renewed.
 func (s *histSeq) expire(*claim.Hold) {}
+
+// readHistory reads claim name's history, skipping the test on a server
+// History refuses (an old etcd: see HistoryUnsupported; scripts/compat.sh
+// runs these tests on etcd 3.4.23, where they skip).
+func readHistory(t *testing.T, cl *claim.Client, name string) *claim.History {
+	t.Helper()
+	hist, err := cl.History(ctxT(t, 10*time.Second), name)
+	if err != nil && strings.Contains(err.Error(), "etcd issue 15220") {
+		t.Skipf("this etcd cannot serve history: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hist
+}
 
 func checkHistory(t *testing.T, hist *claim.History, want []histWant) {
 	t.Helper()
@@ -284,10 +300,7 @@ func TestHistoryReconstructsTwentyHolds(t *testing.T) {
 	o = s.opts(long)
 	acquireAsync(t, wctx, s.cl, o)
 
-	hist, err := s.cl.History(ctxT(t, 10*time.Second), "h")
-	if err != nil {
-		t.Fatal(err)
-	}
+	hist := readHistory(t, s.cl, "h")
 	// The waiter's token is the one History found between its neighbours.
 	if g := hist.Holds[giveUpAt]; g.CreateRevision > s.want[giveUpAt-1].token && g.CreateRevision < s.want[giveUpAt+1].token {
 		s.want[giveUpAt].token = g.CreateRevision
@@ -345,10 +358,7 @@ func TestHistorySemaphoreSlots(t *testing.T) {
 	if a.Slot != 0 || b.Slot != 1 || c3.Slot != 0 {
 		t.Fatalf("slots %d %d %d, want 0 1 0", a.Slot, b.Slot, c3.Slot)
 	}
-	hist, err := s.cl.History(ctxT(t, 10*time.Second), "s")
-	if err != nil {
-		t.Fatal(err)
-	}
+	hist := readHistory(t, s.cl, "s")
 	checkHistory(t, hist, s.want)
 }
 
@@ -380,10 +390,7 @@ func TestHistoryAfterCompaction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hist, err := s.cl.History(ctxT(t, 10*time.Second), "c")
-	if err != nil {
-		t.Fatal(err)
-	}
+	hist := readHistory(t, s.cl, "c")
 	checkHistory(t, hist, s.want)
 	if !hist.Compacted || hist.From <= across.Revision || hist.From >= next.Revision+1 || hist.Revision < status.Header.Revision-1 {
 		t.Fatalf("history compacted %v from revision %d up to %d; want compacted between %d and %d", hist.Compacted, hist.From, hist.Revision, across.Revision, next.Revision)

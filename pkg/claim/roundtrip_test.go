@@ -419,8 +419,11 @@ func TestRoundTripBudget(t *testing.T) {
 	// reaches etcd first and is sent again (TestAcquireCreateOvertakingTheGrant
 	// covers that path): the budget is the path's, so the best of a few
 	// acquires counts, and each is checked to send both before waiting.
+	// A grant answered within the create's head start leaves one request in
+	// flight at a time; that is allowed now and then, not every time.
 	var h *claim.Hold
-	for i := range 5 {
+	together := 0
+	for i := range 8 {
 		if h != nil {
 			if err := h.Release(); err != nil {
 				t.Fatal(err)
@@ -428,15 +431,18 @@ func TestRoundTripBudget(t *testing.T) {
 		}
 		var n rtCount
 		h, n = rtAcquire(t, a, fmt.Sprintf("budget-%d", i))
-		if w := a.n.takeWaves(); w.first < 2 {
-			t.Errorf("acquire (uncontended): %d request(s) in flight before the first reply; the grant and the create must be sent together", w.first)
+		if w := a.n.takeWaves(); w.first >= 2 {
+			together++
 		}
 		if best, ok := got["acquire (uncontended)"]; !ok || n.roundTrips() < best.roundTrips() {
 			got["acquire (uncontended)"] = n
 		}
-		if got["acquire (uncontended)"].roundTrips() <= rtBudget["acquire (uncontended)"] {
+		if together > 0 && got["acquire (uncontended)"].roundTrips() <= rtBudget["acquire (uncontended)"] {
 			break
 		}
+	}
+	if together == 0 {
+		t.Errorf("acquire (uncontended): in 8 acquires the create never left before the grant's reply; the grant and the create must be sent together")
 	}
 	got["release (run: revoke)"] = rtRunRelease(t, a, h)
 
