@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"net"
 	"os"
 	"os/exec"
@@ -289,15 +290,19 @@ func TestRecipeThreeMemberCluster(t *testing.T) {
 		t.Skip("starts three etcd members")
 	}
 	block := recipes(t)["cluster"]
-	// Same recipe on free ports.
+	// Same recipe on free ports, all distinct: the listeners stay open until
+	// every port is picked, or the kernel may hand one port out twice.
+	var listeners []net.Listener
 	for _, port := range []string{"2379", "2380", "2389", "2390", "2399", "2400"} {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		free := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+		listeners = append(listeners, l)
+		block = strings.ReplaceAll(block, ":"+port, ":"+strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
+	}
+	for _, l := range listeners {
 		l.Close()
-		block = strings.ReplaceAll(block, ":"+port, ":"+free)
 	}
 	r := newRecipeEnv(t, nil)
 	pids := filepath.Join(r.dir, "pids")
@@ -318,7 +323,9 @@ func TestRecipeThreeMemberCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer outFile.Close()
-	cmd := exec.Command("bash", "-c", block)
+	cctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, "bash", "-c", block)
 	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = r.dir, r.env, outFile, outFile
 	err = cmd.Run()
 	out, _ := os.ReadFile(outFile.Name())
