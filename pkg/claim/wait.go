@@ -274,6 +274,13 @@ func (c *Client) watchAhead(ctx context.Context, h *Hold, older []*mvccpb.KeyVal
 	}
 	proofEnds := time.NewTimer(max(boottime.Until(h.keeper.expiry()), 0))
 	defer proofEnds.Stop()
+	// A watch can go silent without failing: a stream left stuck on a
+	// connection that a partition broke mid-frame, while renewals find
+	// other endpoints. Nothing would then wake the waiter, so it reads the
+	// queue again once per TTL whatever its watch says (TestNemesis found a
+	// waiter stuck for minutes).
+	backstop := time.NewTimer(max(h.TTL, time.Second))
+	defer backstop.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -281,6 +288,8 @@ func (c *Client) watchAhead(ctx context.Context, h *Hold, older []*mvccpb.KeyVal
 		case <-h.keeper.lost:
 			return reread, nil
 		case <-proofEnds.C:
+			return reread, nil
+		case <-backstop.C:
 			return reread, nil
 		case <-h.keeper.renewed:
 			proofEnds.Reset(max(boottime.Until(h.keeper.expiry()), 0))
