@@ -83,45 +83,12 @@ func cmdEtcd(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Setenv("CLAIMCTL_ENDPOINTS", endpoints)
 	ts.Setenv("ETCD_ENDPOINTS", endpoints)
 	if len(args) == 1 && args[0] == "-auth" {
-		if err := enableAuth(srv.ClientURLs()); err != nil {
+		if err := etcdtest.EnableAuth(srv.ClientURLs()); err != nil {
 			ts.Fatalf("enable auth: %v", err)
 		}
 	} else if len(args) > 0 {
 		ts.Fatalf("usage: etcd [-auth]")
 	}
-}
-
-func enableAuth(endpoints []string) error {
-	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		return err
-	}
-	defer cli.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	steps := []func() error{
-		func() error { _, err := cli.RoleAdd(ctx, "root"); return err },
-		func() error { _, err := cli.UserAdd(ctx, "root", "secret"); return err },
-		func() error { _, err := cli.UserGrantRole(ctx, "root", "root"); return err },
-	}
-	for _, u := range []struct{ user, prefix string }{{"claimer", "claimctl/"}, {"stranger", "other/"}} {
-		steps = append(steps,
-			func() error { _, err := cli.RoleAdd(ctx, u.user); return err },
-			func() error {
-				_, err := cli.RoleGrantPermission(ctx, u.user, u.prefix, clientv3.GetPrefixRangeEnd(u.prefix), clientv3.PermissionType(clientv3.PermReadWrite))
-				return err
-			},
-			func() error { _, err := cli.UserAdd(ctx, u.user, "secret"); return err },
-			func() error { _, err := cli.UserGrantRole(ctx, u.user, u.user); return err },
-		)
-	}
-	steps = append(steps, func() error { _, err := cli.AuthEnable(ctx); return err })
-	for i, step := range steps {
-		if err := step(); err != nil {
-			return fmt.Errorf("step %d: %w", i, err)
-		}
-	}
-	return nil
 }
 
 // cmdWaitQueue waits until claim NAME has at least N waiters, so a script

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/grpc/connectivity"
 
 	"github.com/claimctl/claimctl/pkg/claim"
+	"github.com/claimctl/claimctl/pkg/etcdauth"
 	"github.com/claimctl/claimctl/pkg/iostreams"
 )
 
@@ -110,9 +112,27 @@ func connect(cfg *Config) (*clientv3.Client, error) {
 	}
 	ccfg.Logger = lg
 	ccfg.RejectOldCluster = false
+	var creds *etcdauth.Credentials
+	if cfg.User != "" {
+		creds = etcdauth.New(cfg.User, cfg.Password)
+		ccfg.DialOptions = append(ccfg.DialOptions, creds.DialOptions()...)
+	}
 	etcd, err := clientv3.New(*ccfg)
 	if err != nil {
 		return nil, classifyDialError(cfg, err)
+	}
+	if creds != nil {
+		// As clientv3 would with Username set: a wrong password fails here.
+		ctx, cancel := context.WithCancel(context.Background())
+		if cfg.DialTimeout > 0 {
+			ctx, cancel = context.WithTimeout(ctx, cfg.DialTimeout)
+		}
+		err := creds.Authenticate(ctx, etcd.ActiveConnection())
+		cancel()
+		if err != nil {
+			etcd.Close()
+			return nil, classifyDialError(cfg, err)
+		}
 	}
 	// The connection is otherwise made by the first request; starting it
 	// now lets the handshake overlap with whatever the command does before
@@ -123,7 +143,9 @@ func connect(cfg *Config) (*clientv3.Client, error) {
 	return etcd, nil
 }
 
-// clientSpec is the etcd client configuration in etcdctl's terms.
+// clientSpec is the etcd client configuration in etcdctl's terms, without
+// the password: connect authenticates with pkg/etcdauth, once per process
+// rather than once per stream as clientv3 would.
 func clientSpec(cfg *Config) *clientv3.ConfigSpec {
 	tlsFiles := cfg.CACert != "" || cfg.Cert != "" || cfg.Key != ""
 	spec := &clientv3.ConfigSpec{
@@ -136,9 +158,6 @@ func clientSpec(cfg *Config) *clientv3.ConfigSpec {
 			InsecureSkipVerify: cfg.InsecureSkip,
 			InsecureTransport:  !tlsFiles && !cfg.InsecureSkip,
 		},
-	}
-	if cfg.User != "" {
-		spec.Auth = &clientv3.AuthConfig{Username: cfg.User, Password: cfg.Password}
 	}
 	return spec
 }

@@ -19,9 +19,10 @@ import (
 	"github.com/claimctl/claimctl/pkg/etcdtest"
 )
 
-// serverMetric reads one unlabelled counter or gauge from an etcd member's
-// /metrics, parsed with expfmt.
-func serverMetric(t *testing.T, endpoint, name string) float64 {
+// serverMetric reads a counter or gauge from an etcd member's /metrics,
+// parsed with expfmt: the one series of name, or with labels ("key=value"
+// pairs) the sum of the series that carry them all.
+func serverMetric(t *testing.T, endpoint, name string, labels ...string) float64 {
 	t.Helper()
 	hc := http.Client{Timeout: 5 * time.Second}
 	resp, err := hc.Get(endpoint + "/metrics")
@@ -35,14 +36,33 @@ func serverMetric(t *testing.T, endpoint, name string) float64 {
 		t.Fatalf("metrics of %s: %v", endpoint, err)
 	}
 	fam, ok := families[name]
-	if !ok || len(fam.GetMetric()) != 1 {
+	if !ok || (len(labels) == 0 && len(fam.GetMetric()) != 1) {
 		t.Fatalf("metrics of %s: no single series %s", endpoint, name)
 	}
-	m := fam.GetMetric()[0]
-	if c := m.GetCounter(); c != nil {
-		return c.GetValue()
+	sum, found := 0.0, false
+	for _, m := range fam.GetMetric() {
+		have := map[string]bool{}
+		for _, l := range m.GetLabel() {
+			have[l.GetName()+"="+l.GetValue()] = true
+		}
+		matches := true
+		for _, l := range labels {
+			matches = matches && have[l]
+		}
+		if !matches {
+			continue
+		}
+		found = true
+		if c := m.GetCounter(); c != nil {
+			sum += c.GetValue()
+		} else {
+			sum += m.GetGauge().GetValue()
+		}
 	}
-	return m.GetGauge().GetValue()
+	if !found {
+		t.Fatalf("metrics of %s: no series %s with %v", endpoint, name, labels)
+	}
+	return sum
 }
 
 // fleet starts n `claimctl run -n -E 0 --min-hold 10s NAME -- touch
