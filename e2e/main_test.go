@@ -8,11 +8,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/claimctl/claimctl/pkg/etcdtest"
 )
 
 // claimctlBin and serverBin are the claimctl and claimctl-server binaries
-// built once for this test binary by TestMain; they are set before any test
-// runs and never changed after.
+// built once for this test binary by TestMain (and serverBin is the one
+// etcdtest.StartCluster runs); they are set before any test runs and never
+// changed after.
 var claimctlBin, serverBin string
 
 func TestMain(m *testing.M) {
@@ -30,6 +33,10 @@ func TestMain(m *testing.M) {
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building claimctl: %v\n%s", err, out)
 		os.Exit(1)
+	}
+	// StartCluster runs this claimctl-server instead of building its own.
+	if os.Getenv(etcdtest.ServerBinEnv) == "" {
+		os.Setenv(etcdtest.ServerBinEnv, serverBin)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
