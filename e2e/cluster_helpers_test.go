@@ -196,13 +196,6 @@ func (s *clScenario) checkUndisturbed(j *job, label string, timeout time.Duratio
 	}
 }
 
-// clStartClaimctl is startClaimctl returning the captured stdout, for acquire.
-func clStartClaimctl(t *testing.T, endpoints []string, env []string, args ...string) (*job, *syncBuffer) {
-	t.Helper()
-	j := startClaimctl(t, endpoints, env, args...)
-	return j, j.stdout
-}
-
 // clWaitDead waits up to within for every pid to be dead (zombies count as
 // dead; see alive) and returns how long that took.
 func clWaitDead(t *testing.T, within time.Duration, what string, pids ...int) time.Duration {

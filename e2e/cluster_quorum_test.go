@@ -56,7 +56,8 @@ func TestClusterQuorumLossStopsTheHolder(t *testing.T) {
 	r := s.record()
 	t.Logf("quorum lost; H's child last alive %v later, claimctl exited %v later", clDur(r.lastAlive["H"]-lostAt), clDur(now()-lostAt))
 
-	a, out := clStartClaimctl(t, eps, nil, "acquire", "-w", "2s", "--ttl", "3s", s.name)
+	a := startClaimctl(t, eps, nil, "acquire", "-w", "2s", "--ttl", "3s", s.name)
+	out := a.stdout
 	if code := a.wait(clExitBound); code != 69 {
 		t.Fatalf("acquire during the outage exited %d, want 69 (etcd unavailable); stdout %q; stderr:\n%s", code, out, a.stderr)
 	}

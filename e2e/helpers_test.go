@@ -5,14 +5,12 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -58,9 +56,11 @@ func recorderEnv(log, label string, extra ...string) []string {
 	return append([]string{"E2E_RECORDER=1", "E2E_LOG=" + log, "E2E_LABEL=" + label, "GORACE=atexit_sleep_ms=0"}, extra...)
 }
 
-// startClaimctl starts claimctl with args against endpoints; env is added to
-// the environment. The process is SIGKILLed by pid at cleanup if still
-// running.
+// startClaimctl starts claimctl in the background with args against
+// endpoints, recording its stdout and stderr; env is added to the
+// environment after the defaults (1s dial and command timeouts), so it can
+// override them. The process is SIGKILLed by pid at cleanup if still
+// running. (inRun is the foreground counterpart.)
 func startClaimctl(t *testing.T, endpoints []string, env []string, args ...string) *job {
 	t.Helper()
 	j := &job{t: t, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
@@ -75,18 +75,7 @@ func startClaimctl(t *testing.T, endpoints []string, env []string, args ...strin
 		t.Fatalf("start claimctl: %v", err)
 	}
 	go func() {
-		err := j.cmd.Wait()
-		var ee *exec.ExitError
-		switch {
-		case err == nil:
-		case errors.As(err, &ee):
-			j.code = ee.ExitCode()
-			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-				j.code = 128 + int(ws.Signal())
-			}
-		default:
-			j.code = -1
-		}
+		j.code = exitCodeOf(j.cmd.Wait())
 		close(j.done)
 	}()
 	t.Cleanup(func() {

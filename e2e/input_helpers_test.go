@@ -84,33 +84,3 @@ func exitCodeOf(err error) int {
 	}
 	return -1
 }
-
-// inStart starts claimctl in the background like startClaimctl, and also
-// records its stdout.
-func inStart(t *testing.T, endpoints []string, env []string, args ...string) (*job, *syncBuffer) {
-	t.Helper()
-	j := &job{t: t, stderr: &syncBuffer{}, done: make(chan struct{})}
-	stdout := &syncBuffer{}
-	j.cmd = exec.Command(claimctlBin, args...)
-	j.cmd.Env = append(os.Environ(), "CLAIMCTL_ENDPOINTS="+strings.Join(endpoints, ","),
-		"CLAIMCTL_DIAL_TIMEOUT=1s", "CLAIMCTL_COMMAND_TIMEOUT=1s",
-		"USER=e2e", "XDG_CONFIG_HOME="+t.TempDir())
-	j.cmd.Env = append(j.cmd.Env, env...)
-	j.cmd.Stdout, j.cmd.Stderr = stdout, j.stderr
-	if err := j.cmd.Start(); err != nil {
-		t.Fatalf("start claimctl: %v", err)
-	}
-	go func() {
-		j.code = exitCodeOf(j.cmd.Wait())
-		close(j.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-j.done:
-		default:
-			_ = j.cmd.Process.Kill()
-			<-j.done
-		}
-	})
-	return j, stdout
-}

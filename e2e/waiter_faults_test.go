@@ -30,7 +30,8 @@ func TestWaiterCutOffLongerThanItsTTLNeverSucceeds(t *testing.T) {
 	cli := etcdClient(t, direct)
 
 	holder := strings.TrimSpace(inExpect(t, 0, direct, nil, "acquire", "--ttl", "30s", "cutoff").stdout)
-	w, wout := inStart(t, []string{proxy.Endpoint()}, nil, "acquire", "--ttl", "2s", "cutoff")
+	w := startClaimctl(t, []string{proxy.Endpoint()}, nil, "acquire", "--ttl", "2s", "cutoff")
+	wout := w.stdout
 	waitFor(t, 10*time.Second, "the waiter to queue", func() bool { keys, _ := leftovers(t, cli); return len(keys) == 2 })
 	resp, err := cli.Get(ctx(t), "claimctl/cutoff/", clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
 	if err != nil || len(resp.Kvs) != 2 {
@@ -86,9 +87,11 @@ func TestWaitersSurviveCompaction(t *testing.T) {
 	endpoints := etcdtest.Start(t).Endpoints()
 	cli := etcdClient(t, endpoints)
 	holder := strings.TrimSpace(inExpect(t, 0, endpoints, nil, "acquire", "compacted").stdout)
-	w1, w1out := inStart(t, endpoints, nil, "acquire", "compacted")
+	w1 := startClaimctl(t, endpoints, nil, "acquire", "compacted")
+	w1out := w1.stdout
 	waitFor(t, 10*time.Second, "the first waiter to queue", func() bool { keys, _ := leftovers(t, cli); return len(keys) == 2 })
-	w2, w2out := inStart(t, endpoints, nil, "run", "compacted", "--", "sh", "-c", `echo "$CLAIMCTL_FENCING_TOKEN"; sleep 1`)
+	w2 := startClaimctl(t, endpoints, nil, "run", "compacted", "--", "sh", "-c", `echo "$CLAIMCTL_FENCING_TOKEN"; sleep 1`)
+	w2out := w2.stdout
 	waitFor(t, 10*time.Second, "the second waiter to queue", func() bool { keys, _ := leftovers(t, cli); return len(keys) == 3 })
 
 	for i := range 5 {
@@ -228,7 +231,8 @@ func testAcquireWhoseReplyIsLost(t *testing.T, cutRequests bool) {
 		t.Fatal(err)
 	}
 	watch := cli.Watch(ctx(t), "claimctl/lost/", clientv3.WithPrefix(), clientv3.WithRev(start.Header.Revision+1))
-	lost, lostOut := inStart(t, []string{proxy.Endpoint()}, nil, "acquire", "--ttl", "3s", "lost")
+	lost := startClaimctl(t, []string{proxy.Endpoint()}, nil, "acquire", "--ttl", "3s", "lost")
+	lostOut := lost.stdout
 
 	// The request reached etcd: the key appears.
 	var created time.Time
@@ -261,7 +265,8 @@ func testAcquireWhoseReplyIsLost(t *testing.T, cutRequests bool) {
 		proxy.Server().BlackholeTx()
 		t.Cleanup(proxy.Server().UnblackholeTx)
 	}
-	waiter, waiterOut := inStart(t, direct, nil, "acquire", "--ttl", "3s", "lost")
+	waiter := startClaimctl(t, direct, nil, "acquire", "--ttl", "3s", "lost")
+	waiterOut := waiter.stdout
 	if code := waiter.wait(ttl + 5*time.Second); code != 0 {
 		t.Fatalf("the direct waiter exited %d; stderr:\n%s", code, waiter.stderr)
 	}
