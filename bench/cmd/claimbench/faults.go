@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/claimctl/claimctl/bench/internal/mono"
-	"github.com/claimctl/claimctl/bench/internal/netfault"
 	"github.com/claimctl/claimctl/bench/internal/procs"
 	"github.com/claimctl/claimctl/bench/internal/seclog"
 	"github.com/claimctl/claimctl/bench/internal/stats"
+	"github.com/claimctl/claimctl/pkg/etcdtest/cutproxy"
 )
 
 // faultTTL is the lease TTL of both tools in the fault scenarios (seconds).
@@ -151,7 +151,7 @@ func (b *bench) netcut(ctx context.Context) error {
 
 func (b *bench) netcutTrial(ctx context.Context, t tool, i int) error {
 	name := fmt.Sprintf("netcut-%s-%d", t.name, i)
-	px, err := netfault.New(b.srv.URL)
+	px, err := cutproxy.New(b.srv.URL)
 	if err != nil {
 		return err
 	}
@@ -160,11 +160,12 @@ func (b *bench) netcutTrial(ctx context.Context, t tool, i int) error {
 			logf("%v", err)
 		}
 	}()
-	p, err := b.startPair(ctx, t, name, px.Endpoint)
+	p, err := b.startPair(ctx, t, name, px.Endpoint())
 	if err != nil {
 		return err
 	}
-	// Cut at a different point of the renewal cycle (TTL/3) each trial.
+	// Cut at a different point of the renewal cycles (claimctl renews every
+	// TTL/10, etcdctl's session every TTL/3) each trial.
 	time.Sleep(time.Duration(200+(i*600)%1700) * time.Millisecond)
 
 	r := &NetCut{Tool: t.name, TTL: faultTTL, CutToStop: math.NaN(), CutToNext: math.NaN()}

@@ -21,8 +21,9 @@ import (
 )
 
 // waiterTTL is the lease TTL of the in-process waiters: long enough that no
-// periodic renewal (every TTL/3) falls inside the measured chain, so the
-// requests counted are the handoffs' own.
+// periodic renewal (claimctl's every TTL/10, 30 s here; a clientv3
+// session's every TTL/3) falls inside the measured chain, so the requests
+// counted are the handoffs' own.
 const waiterTTL = 300
 
 // contender is one in-process client of a lock protocol, with its own etcd
