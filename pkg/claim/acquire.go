@@ -3,6 +3,7 @@ package claim
 import (
 	"context"
 	"fmt"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -397,7 +398,7 @@ func containsRevision(entries []Entry, rev int64) bool {
 	return false
 }
 
-func (c *Client) entries(kvs []*mvccKV) []Entry {
+func (c *Client) entries(kvs []*mvccpb.KeyValue) []Entry {
 	out := make([]Entry, 0, len(kvs))
 	for _, kv := range kvs {
 		out = append(out, c.entry(kv.Key, kv.CreateRevision, kv.Value))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"slices"
 	"sort"
 	"time"
@@ -171,7 +172,7 @@ func (c *Client) History(ctx context.Context, name string) (*History, error) {
 	end, readAt := resp.Header.Revision, time.Now()
 	var base int64 // the revision of the state the events start from; 0: the beginning
 	for try := 0; try < maxHistoryTries; try++ {
-		var baseKVs []*mvccKV
+		var baseKVs []*mvccpb.KeyValue
 		if base > 0 {
 			resp, err := c.etcd.Txn(ctx).Then(
 				clientv3.OpGet(c.keys.ClaimPrefix(name), clientv3.WithPrefix(), clientv3.WithRev(base)),
@@ -321,7 +322,7 @@ type pastKey struct {
 
 // replay rebuilds a claim's holds from the state at revision base (the keys
 // in baseKVs; none when base is 0) and the events after it, up to end.
-func replay(ks Keyspace, name string, base int64, baseKVs []*mvccKV, events []*clientv3.Event, end int64, readAt time.Time) *History {
+func replay(ks Keyspace, name string, base int64, baseKVs []*mvccpb.KeyValue, events []*clientv3.Event, end int64, readAt time.Time) *History {
 	hist := &History{Name: name, Revision: end, From: max(base, 1), Compacted: base > 0, ReadAt: readAt}
 	var all []*pastKey
 	live := map[string]*pastKey{}
@@ -335,7 +336,7 @@ func replay(ks Keyspace, name string, base int64, baseKVs []*mvccKV, events []*c
 			queue = slices.Delete(queue, i, i+1)
 		}
 	}
-	put := func(kv *mvccKV, rev int64, before bool) {
+	put := func(kv *mvccpb.KeyValue, rev int64, before bool) {
 		key := string(kv.Key)
 		if _, i, ok := ks.ParseSlot(key); ok {
 			if p := live[string(kv.Value)]; p != nil {

@@ -2,6 +2,7 @@ package claim
 
 import (
 	"context"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"sort"
 	"strings"
 	"sync"
@@ -111,7 +112,7 @@ func (c *Client) List(ctx context.Context, namePrefix string) ([]Summary, error)
 		return nil, c.etcdError("list", err)
 	}
 	byName := map[string][]Entry{}
-	slotKVs := map[string][]*mvccKV{}
+	slotKVs := map[string][]*mvccpb.KeyValue{}
 	for _, kv := range resp.Kvs {
 		if name, _, ok := c.keys.ParseSlot(string(kv.Key)); ok {
 			slotKVs[name] = append(slotKVs[name], kv)
