@@ -257,7 +257,14 @@ func (h *Hold) lostInQueue() error {
 // claimctl's back. A semaphore waiter watches the claim's range for
 // deletions, its own key included.
 func (c *Client) watchAhead(ctx context.Context, h *Hold, older []*mvccpb.KeyValue, rev int64, limit int) (verdict, []Entry) {
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	// A watch can go silent without failing: a stream left stuck on a
+	// connection that a partition broke mid-frame, while renewals find
+	// other endpoints. Nothing would then wake the waiter (TestNemesis found
+	// one stuck for minutes), so each watch lives one TTL at most, and the
+	// waiter then reads the queue again whatever its watch said. The bound
+	// covers a watch whose creation etcd never acknowledges as well, for
+	// clientv3's Watch waits for that. It costs a waiter a read per TTL.
+	wctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), max(h.TTL, time.Second))
 	defer cancel()
 	// Invariant "ahead only shrinks": from the revision after the read, so
 	// that no deletion is missed, however late the watch is set up.
@@ -274,13 +281,6 @@ func (c *Client) watchAhead(ctx context.Context, h *Hold, older []*mvccpb.KeyVal
 	}
 	proofEnds := time.NewTimer(max(boottime.Until(h.keeper.expiry()), 0))
 	defer proofEnds.Stop()
-	// A watch can go silent without failing: a stream left stuck on a
-	// connection that a partition broke mid-frame, while renewals find
-	// other endpoints. Nothing would then wake the waiter, so it reads the
-	// queue again once per TTL whatever its watch says (TestNemesis found a
-	// waiter stuck for minutes).
-	backstop := time.NewTimer(max(h.TTL, time.Second))
-	defer backstop.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -289,15 +289,13 @@ func (c *Client) watchAhead(ctx context.Context, h *Hold, older []*mvccpb.KeyVal
 			return reread, nil
 		case <-proofEnds.C:
 			return reread, nil
-		case <-backstop.C:
-			return reread, nil
 		case <-h.keeper.renewed:
 			proofEnds.Reset(max(boottime.Until(h.keeper.expiry()), 0))
 		case wr, ok := <-events:
 			if !ok || wr.Err() != nil {
 				// Invariant "ahead only shrinks": the watch broke
-				// (compacted, cancelled, no leader), so the events that
-				// follow, if any, would not be all of them.
+				// (compacted, cancelled, no leader) or lived its TTL, so
+				// the events that follow, if any, would not be all of them.
 				return reread, nil
 			}
 			switch v := watched.observe(wr.Events); v {
