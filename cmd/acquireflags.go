@@ -31,7 +31,7 @@ type acquireFlags struct {
 
 func (a *acquireFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.Duration("ttl", 60*time.Second, "lease TTL: how long the claim outlives a crashed holder (whole seconds)")
+	addFlag(fl, "ttl")
 	fl.IntVar(&a.Limit, "limit", 1, "holders allowed at once: 1 is a mutex, N a semaphore; all clients of a claim must agree")
 	fl.StringVar(&a.SlotsFlag, "slots", "", "named slots, comma-separated (db-1,db-2,...): the limit is their number; CLAIMCTL_SLOT is the holder's slot's name")
 	fl.BoolVarP(&a.NonBlock, "nonblock", "n", false, "fail at once (exit 75) if the claim is busy")
@@ -39,7 +39,7 @@ func (a *acquireFlags) register(cmd *cobra.Command) {
 	fl.IntVarP(&a.ConflictExit, "conflict-exit-code", "E", ExitBusy, "exit code when busy or timed out; -n -E 0 skips quietly")
 	fl.StringVar(&a.Note, "note", "", "note stored with the claim, shown by status and to waiters")
 	fl.StringVar(&a.Owner, "owner", "", "owner shown to others (default USER@HOST)")
-	fl.String("metrics-file", "", "write the outcome for node_exporter's textfile collector: a DIR/ (one claimctl_NAME.prom per claim) or a FILE.prom")
+	addFlag(fl, "metrics-file")
 }
 
 // validate checks the shared flags before anything connects to etcd.

@@ -48,36 +48,189 @@ type Config struct {
 	Sources map[string]string
 }
 
-// setting describes one configuration key: its flag and config-file name, its
-// default, its CLAIMCTL_* variable when that is not derived from the key, and
-// the etcdctl environment variable that is honoured as a fallback.
+// setting is one configuration key, described once: its config-file key and
+// flag name, default, flag help, environment variables, how its merged value
+// is decoded and checked into Config, and how doctor shows it. Adding a
+// setting is adding a row here (and one to the README's table, which
+// TestREADMEListsEverySetting checks).
 type setting struct {
-	key     string
-	def     any
+	key string
+	// def is the default; its type decides the flag's: []string, string,
+	// bool or time.Duration.
+	def   any
+	usage string
+	// etcdctl is etcdctl's variable for it, honoured below the config file.
 	etcdctl string
-	env     string
+	// env is the CLAIMCTL_* variable when it is not derived from key.
+	env string
+	// global settings are flags of every command (root's persistent
+	// flags); the others are flags of the commands that add them (addFlag).
+	global bool
+	// text is the Config field of a string setting, which must be one of
+	// choices if there are any; decode and display follow from it.
+	text    func(*Config) *string
+	choices []string
+	// load decodes the merged value of any other setting into cfg and
+	// checks it; an error says what is wrong with the value (valueError
+	// adds the key and the source).
+	load func(cfg *Config, v any) error
+	// show is the value as doctor reports it, when it is not text's.
+	show func(cfg *Config) string
 }
 
-// settings is the table of configuration keys. Config file keys, flag names
+// settings is the table of configuration keys. Config-file keys, flag names
 // and CLAIMCTL_* variables all derive from key.
 var settings = []setting{
-	{"endpoints", []string{"127.0.0.1:2379"}, "ETCDCTL_ENDPOINTS", ""},
-	{"prefix", "claimctl/", "", ""},
-	{"dial-timeout", 2 * time.Second, "ETCDCTL_DIAL_TIMEOUT", ""},
-	{"command-timeout", 5 * time.Second, "ETCDCTL_COMMAND_TIMEOUT", ""},
+	{key: "endpoints", def: []string{"127.0.0.1:2379"}, usage: "etcd endpoints, comma-separated", etcdctl: "ETCDCTL_ENDPOINTS", global: true,
+		load: func(c *Config, v any) (err error) {
+			if c.Endpoints, err = endpointList(v); err != nil {
+				return fmt.Errorf("%v; use host:port or http, https, unix or unixs URLs, e.g. 127.0.0.1:2379 or https://etcd1:2379", err)
+			}
+			return nil
+		},
+		show: func(c *Config) string { return strings.Join(c.Endpoints, ",") }},
+	{key: "prefix", def: "claimctl/", usage: "key prefix claims live under (must end in '/')", global: true,
+		text: func(c *Config) *string { return &c.Prefix }},
+	{key: "dial-timeout", def: 2 * time.Second, usage: "timeout for connecting to etcd", etcdctl: "ETCDCTL_DIAL_TIMEOUT", global: true,
+		load: positiveInto(func(c *Config) *time.Duration { return &c.DialTimeout }),
+		show: func(c *Config) string { return c.DialTimeout.String() }},
+	{key: "command-timeout", def: 5 * time.Second, usage: "timeout for each etcd request", etcdctl: "ETCDCTL_COMMAND_TIMEOUT", global: true,
+		load: positiveInto(func(c *Config) *time.Duration { return &c.CommandTimeout }),
+		show: func(c *Config) string { return c.CommandTimeout.String() }},
 	// CLAIMCTL_KEY names the claim's etcd key in run's child, so the TLS
 	// files use CLAIMCTL_TLS_* variables.
-	{"cacert", "", "ETCDCTL_CACERT", "CLAIMCTL_TLS_CACERT"},
-	{"cert", "", "ETCDCTL_CERT", "CLAIMCTL_TLS_CERT"},
-	{"key", "", "ETCDCTL_KEY", "CLAIMCTL_TLS_KEY"},
-	{"insecure-skip-tls-verify", false, "ETCDCTL_INSECURE_SKIP_TLS_VERIFY", ""},
-	{"user", "", "ETCDCTL_USER", ""},
-	{"password", "", "ETCDCTL_PASSWORD", ""},
-	{"password-file", "", "", ""},
-	{"ttl", 60 * time.Second, "", ""},
-	{"color", "auto", "", ""},
-	{"log-format", eventlog.Text, "", ""},
-	{"metrics-file", "", "", ""},
+	{key: "cacert", def: "", usage: "verify etcd's certificate with this CA bundle", etcdctl: "ETCDCTL_CACERT", env: "CLAIMCTL_TLS_CACERT", global: true,
+		text: func(c *Config) *string { return &c.CACert }},
+	{key: "cert", def: "", usage: "client TLS certificate file", etcdctl: "ETCDCTL_CERT", env: "CLAIMCTL_TLS_CERT", global: true,
+		text: func(c *Config) *string { return &c.Cert }},
+	{key: "key", def: "", usage: "client TLS key file", etcdctl: "ETCDCTL_KEY", env: "CLAIMCTL_TLS_KEY", global: true,
+		text: func(c *Config) *string { return &c.Key }},
+	{key: "insecure-skip-tls-verify", def: false, usage: "skip verification of etcd's certificate (insecure)", etcdctl: "ETCDCTL_INSECURE_SKIP_TLS_VERIFY", global: true,
+		load: func(c *Config, v any) (err error) { c.InsecureSkip, err = boolean(v); return },
+		show: func(c *Config) string { return strconv.FormatBool(c.InsecureSkip) }},
+	{key: "user", def: "", usage: "etcd user, as NAME or NAME:PASSWORD", etcdctl: "ETCDCTL_USER", global: true,
+		text: func(c *Config) *string { return &c.User }},
+	{key: "password", def: "", usage: "etcd password (prefer --password-file or CLAIMCTL_PASSWORD)", etcdctl: "ETCDCTL_PASSWORD", global: true,
+		text: func(c *Config) *string { return &c.Password },
+		show: func(c *Config) string {
+			if c.Password != "" {
+				return "(set)"
+			}
+			return ""
+		}},
+	{key: "password-file", def: "", usage: "read the etcd password from this file", global: true,
+		text: func(c *Config) *string { return &c.PasswordFile }},
+	// The TTL's range is the claim protocol's to check, by the command for
+	// a flag and by loadConfig for the environment or the file.
+	{key: "ttl", def: 60 * time.Second, usage: "lease TTL: how long the claim outlives a crashed holder (whole seconds)",
+		load: func(c *Config, v any) (err error) { c.TTL, err = duration(v); return },
+		show: func(c *Config) string { return c.TTL.String() }},
+	{key: "color", def: "auto", usage: "colour: auto, always or never", global: true,
+		text: func(c *Config) *string { return &c.Color }, choices: []string{"auto", "always", "never"}},
+	{key: "log-format", def: eventlog.Text, usage: "stderr messages as text, or as json: one event per line (docs/json.md)", global: true,
+		text: func(c *Config) *string { return &c.LogFormat }, choices: eventlog.Formats},
+	{key: "metrics-file", def: "", usage: "write the outcome for node_exporter's textfile collector: a DIR/ (one claimctl_NAME.prom per claim) or a FILE.prom",
+		text: func(c *Config) *string { return &c.MetricsFile }},
+}
+
+// lookupSetting returns the row of key; the key must be in the table.
+func lookupSetting(key string) setting {
+	for _, s := range settings {
+		if s.key == key {
+			return s
+		}
+	}
+	panic("cmd: no setting " + key)
+}
+
+// addFlag adds setting key's flag to fs, typed by its default, with its
+// help or, if given, usage instead (release's --metrics-file says what it
+// does there).
+func addFlag(fs *pflag.FlagSet, key string, usage ...string) {
+	s := lookupSetting(key)
+	if len(usage) > 0 {
+		s.usage = usage[0]
+	}
+	s.addFlag(fs, nil)
+}
+
+// addGlobalFlags adds the flags of the global settings to fs; a string
+// setting named in vars is also stored there when parsed (--log-format is
+// needed before the configuration is loaded, to report its errors).
+func addGlobalFlags(fs *pflag.FlagSet, vars map[string]*string) {
+	for _, s := range settings {
+		if s.global {
+			s.addFlag(fs, vars[s.key])
+		}
+	}
+}
+
+func (s setting) addFlag(fs *pflag.FlagSet, into *string) {
+	switch def := s.def.(type) {
+	case []string:
+		fs.StringSlice(s.key, def, s.usage)
+	case string:
+		if into == nil {
+			into = new(string)
+		}
+		fs.StringVar(into, s.key, def, s.usage)
+	case bool:
+		fs.Bool(s.key, def, s.usage)
+	case time.Duration:
+		fs.Duration(s.key, def, s.usage)
+	default:
+		panic(fmt.Sprintf("cmd: setting %s has a default of type %T", s.key, s.def))
+	}
+}
+
+// decode loads the merged value v into cfg and checks it.
+func (s setting) decode(cfg *Config, v any) error {
+	if s.text == nil {
+		return s.load(cfg, v)
+	}
+	text, err := str(v)
+	if err != nil {
+		return err
+	}
+	if len(s.choices) > 0 && !slices.Contains(s.choices, text) {
+		return fmt.Errorf("%q is not %s", text, orList(s.choices))
+	}
+	*s.text(cfg) = text
+	return nil
+}
+
+// display is the setting's value as doctor reports it.
+func (s setting) display(cfg *Config) string {
+	if s.show != nil {
+		return s.show(cfg)
+	}
+	if s.text != nil {
+		return *s.text(cfg)
+	}
+	return ""
+}
+
+// positiveInto loads a duration setting that must be positive.
+func positiveInto(field func(*Config) *time.Duration) func(*Config, any) error {
+	return func(c *Config, v any) error {
+		d, err := duration(v)
+		if err != nil {
+			return err
+		}
+		if d <= 0 {
+			return fmt.Errorf("%v must be positive", d)
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+// orList writes choices as "a, b or c".
+func orList(choices []string) string {
+	if len(choices) < 2 {
+		return strings.Join(choices, "")
+	}
+	return strings.Join(choices[:len(choices)-1], ", ") + " or " + choices[len(choices)-1]
 }
 
 // envName returns the CLAIMCTL_* variable for a setting.
@@ -143,46 +296,18 @@ func loadConfig(flags *pflag.FlagSet, configPath string, getenv func(string) str
 		}
 	}
 
-	var err error
-	get := func(key string) string { return cfg.Sources[key] }
-	if cfg.Endpoints, err = endpointList(v.Get("endpoints")); err != nil {
-		return nil, valueError("endpoints", get("endpoints"), fmt.Errorf("%v; use host:port or http, https, unix or unixs URLs, e.g. 127.0.0.1:2379 or https://etcd1:2379", err))
-	}
-	for _, s := range []struct {
-		key string
-		dst *string
-	}{{"prefix", &cfg.Prefix}, {"cacert", &cfg.CACert}, {"cert", &cfg.Cert}, {"key", &cfg.Key},
-		{"user", &cfg.User}, {"password", &cfg.Password}, {"password-file", &cfg.PasswordFile}, {"color", &cfg.Color}, {"log-format", &cfg.LogFormat},
-		{"metrics-file", &cfg.MetricsFile}} {
-		if *s.dst, err = str(v.Get(s.key)); err != nil {
-			return nil, valueError(s.key, get(s.key), err)
-		}
-	}
-	if !slices.Contains([]string{"auto", "always", "never"}, cfg.Color) {
-		return nil, valueError("color", get("color"), fmt.Errorf("%q is not auto, always or never", cfg.Color))
-	}
-	if !slices.Contains(eventlog.Formats, cfg.LogFormat) {
-		return nil, valueError("log-format", get("log-format"), fmt.Errorf("%q is not text or json", cfg.LogFormat))
-	}
-	for key, dst := range map[string]*time.Duration{"dial-timeout": &cfg.DialTimeout, "command-timeout": &cfg.CommandTimeout, "ttl": &cfg.TTL} {
-		if *dst, err = duration(v.Get(key)); err != nil {
-			return nil, valueError(key, get(key), err)
-		}
-		// The TTL's range is the claim protocol's to check.
-		if key != "ttl" && *dst <= 0 {
-			return nil, valueError(key, get(key), fmt.Errorf("%v must be positive", *dst))
+	for _, s := range settings {
+		if err := s.decode(cfg, v.Get(s.key)); err != nil {
+			return nil, valueError(s.key, cfg.Sources[s.key], err)
 		}
 	}
 	// A --ttl flag is checked by the command that takes it (a usage error);
 	// a TTL from the environment or the file is a configuration error, and
 	// the message must say where it came from.
-	if src := get("ttl"); !strings.HasPrefix(src, "flag") {
+	if src := cfg.Sources["ttl"]; !strings.HasPrefix(src, "flag") {
 		if err := claim.ValidateTTL(cfg.TTL); err != nil {
 			return nil, configError(fmt.Errorf("ttl (from %s): %w", src, err))
 		}
-	}
-	if cfg.InsecureSkip, err = boolean(v.Get("insecure-skip-tls-verify")); err != nil {
-		return nil, valueError("insecure-skip-tls-verify", get("insecure-skip-tls-verify"), err)
 	}
 	if err := cfg.resolvePassword(); err != nil {
 		return nil, err

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -98,20 +97,9 @@ func doctorRun(opts *DoctorOptions) error {
 }
 
 func settingsReport(cfg *Config) []settingReport {
-	values := map[string]string{
-		"endpoints": strings.Join(cfg.Endpoints, ","), "prefix": cfg.Prefix,
-		"dial-timeout": cfg.DialTimeout.String(), "command-timeout": cfg.CommandTimeout.String(),
-		"cacert": cfg.CACert, "cert": cfg.Cert, "key": cfg.Key,
-		"insecure-skip-tls-verify": strconv.FormatBool(cfg.InsecureSkip),
-		"user":                     cfg.User, "password": "", "password-file": cfg.PasswordFile,
-		"ttl": cfg.TTL.String(), "color": cfg.Color,
-	}
-	if cfg.Password != "" {
-		values["password"] = "(set)"
-	}
 	var out []settingReport
 	for _, s := range settings {
-		out = append(out, settingReport{Key: s.key, Value: values[s.key], Source: cfg.Sources[s.key]})
+		out = append(out, settingReport{Key: s.key, Value: s.display(cfg), Source: cfg.Sources[s.key]})
 	}
 	return out
 }

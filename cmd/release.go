@@ -66,7 +66,7 @@ TOKEN defaults to $CLAIMCTL_TOKEN.`,
 	}
 	cmd.Flags().BoolVar(&opts.Force, "force", false, "remove the current holder(s) of NAME, whoever they are")
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", "text", "output: text or json")
-	cmd.Flags().String("metrics-file", "", "the metrics file acquire --metrics-file wrote: record the hold's end there (ok)")
+	addFlag(cmd.Flags(), "metrics-file", "the metrics file acquire --metrics-file wrote: record the hold's end there (ok)")
 	return cmd
 }
 

@@ -97,19 +97,7 @@ exit codes.`,
 
 	pf := root.PersistentFlags()
 	pf.StringVar(&f.ConfigPath, "config", "", "config file (default $CLAIMCTL_CONFIG, $XDG_CONFIG_HOME/claimctl/config.yaml, /etc/claimctl/config.yaml)")
-	pf.StringSlice("endpoints", []string{"127.0.0.1:2379"}, "etcd endpoints, comma-separated")
-	pf.String("prefix", "claimctl/", "key prefix claims live under (must end in '/')")
-	pf.Duration("dial-timeout", 0, "timeout for connecting to etcd (default 2s)")
-	pf.Duration("command-timeout", 0, "timeout for each etcd request (default 5s)")
-	pf.String("cacert", "", "verify etcd's certificate with this CA bundle")
-	pf.String("cert", "", "client TLS certificate file")
-	pf.String("key", "", "client TLS key file")
-	pf.Bool("insecure-skip-tls-verify", false, "skip verification of etcd's certificate (insecure)")
-	pf.String("user", "", "etcd user, as NAME or NAME:PASSWORD")
-	pf.String("password", "", "etcd password (prefer --password-file or CLAIMCTL_PASSWORD)")
-	pf.String("password-file", "", "read the etcd password from this file")
-	pf.String("color", "auto", "colour: auto, always or never")
-	pf.StringVar(&f.LogFormatFlag, "log-format", "text", "stderr messages as text, or as json: one event per line (docs/json.md)")
+	addGlobalFlags(pf, map[string]*string{"log-format": &f.LogFormatFlag})
 	pf.BoolVarP(&f.Quiet, "quiet", "q", false, "no messages on stderr except errors")
 
 	root.AddCommand(
