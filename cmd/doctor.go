@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -81,7 +82,7 @@ func doctorRun(opts *DoctorOptions) error {
 		return err
 	}
 	rep := &doctorReport{Settings: settingsReport(cfg)}
-	code := doctorChecks(opts.cmd.Context(), f, opts, cfg, rep)
+	code := doctorChecks(opts.cmd.Context(), cfg, rep)
 	rep.OK = code == ExitOK
 	if opts.Output == "json" {
 		if err := writeJSON(f.IO.Out, rep); err != nil {
@@ -106,7 +107,7 @@ func settingsReport(cfg *Config) []settingReport {
 
 // doctorChecks runs every check, appends them to rep, and returns the exit
 // code the worst failure calls for.
-func doctorChecks(ctx context.Context, f *Factory, opts *DoctorOptions, cfg *Config, rep *doctorReport) int {
+func doctorChecks(ctx context.Context, cfg *Config, rep *doctorReport) int {
 	code := ExitOK
 	fail := func(c check, exit int) {
 		rep.Checks = append(rep.Checks, c)
@@ -120,61 +121,18 @@ func doctorChecks(ctx context.Context, f *Factory, opts *DoctorOptions, cfg *Con
 	}
 	etcd, err := connect(cfg)
 	if err != nil {
-		exit := exitCode(err)
-		fail(check{Area: "auth", Name: "connect", Detail: err.Error(), Fix: "check the endpoints, TLS files, --user and --password"}, exit)
+		fail(check{Area: "auth", Name: "connect", Detail: err.Error(), Fix: "check the endpoints, TLS files, --user and --password"}, exitCode(err))
 		return code
 	}
 	defer etcd.Close()
 
-	// Each endpoint on its own, in parallel, so one dead member costs one
-	// timeout, not one per endpoint.
-	type result struct {
-		ep     string
-		status *clientv3.StatusResponse
-		rtt    time.Duration
-		err    error
-	}
-	results := make([]result, len(cfg.Endpoints))
-	var wg sync.WaitGroup
-	for i, ep := range cfg.Endpoints {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout+cfg.CommandTimeout)
-			defer cancel()
-			start := time.Now()
-			st, err := etcd.Status(rctx, ep)
-			results[i] = result{ep: ep, status: st, rtt: time.Since(start), err: err}
-		}()
-	}
-	wg.Wait()
-	healthy, leaders := 0, map[uint64]bool{}
-	for _, r := range results {
-		if r.err != nil {
-			rep.Checks = append(rep.Checks, check{Area: "endpoint", Name: r.ep, Detail: claim.ClassifyError("status", cfg.Prefix, []string{r.ep}, r.err).Error(),
-				Fix: "check that etcd listens there and that the scheme (http/https) and TLS files match"})
-			continue
-		}
-		healthy++
-		st := r.status
-		role := "follower"
-		if st.Leader == st.Header.MemberId {
-			role = "leader"
-		}
-		if st.Leader != 0 {
-			leaders[st.Leader] = true
-		}
-		detail := fmt.Sprintf("etcd %s, member %x (%s), round trip %v", st.Version, st.Header.MemberId, role, r.rtt.Round(10*time.Microsecond))
-		if len(st.Errors) > 0 {
-			detail += "; member reports: " + strings.Join(st.Errors, "; ")
-		}
-		rep.Checks = append(rep.Checks, check{Area: "endpoint", Name: r.ep, OK: true, Detail: detail})
-	}
+	checks, healthy, leaders := endpointChecks(ctx, etcd, cfg)
+	rep.Checks = append(rep.Checks, checks...)
 	if healthy == 0 {
 		fail(check{Area: "cluster", Name: "reachable", Detail: "no endpoint answered", Fix: "start etcd (claimctl-server) or fix --endpoints"}, ExitUnavailable)
 		return code
 	}
-	if healthy < len(results) && code == ExitOK {
+	if healthy < len(cfg.Endpoints) {
 		code = ExitUnavailable
 	}
 	switch len(leaders) {
@@ -182,11 +140,7 @@ func doctorChecks(ctx context.Context, f *Factory, opts *DoctorOptions, cfg *Con
 		fail(check{Area: "cluster", Name: "leader", Detail: "no member knows a leader (quorum lost?)", Fix: "bring a majority of members back"}, ExitUnavailable)
 		return code
 	case 1:
-		var id uint64
-		for l := range leaders {
-			id = l
-		}
-		rep.Checks = append(rep.Checks, check{Area: "cluster", Name: "leader", OK: true, Detail: fmt.Sprintf("member %x", id)})
+		rep.Checks = append(rep.Checks, check{Area: "cluster", Name: "leader", OK: true, Detail: fmt.Sprintf("member %x", leaders[0])})
 	default:
 		fail(check{Area: "cluster", Name: "leader", Detail: fmt.Sprintf("members disagree about the leader (%d answers); an election may be under way", len(leaders)), Fix: "run doctor again in a few seconds"}, ExitUnavailable)
 	}
@@ -196,43 +150,78 @@ func doctorChecks(ctx context.Context, f *Factory, opts *DoctorOptions, cfg *Con
 	}
 	rep.Checks = append(rep.Checks, check{Area: "auth", Name: "login", OK: true, Detail: authDetail})
 
-	if err := writeProbe(ctx, etcd, cfg); err != nil {
-		exit := exitCode(err)
-		fix := "grant the user's role read and write on the prefix (etcdctl role grant-permission ROLE --prefix=true readwrite " + cfg.Prefix + ")"
-		if exit == ExitUnavailable {
-			fix = "the cluster did not accept a write: check quorum and the leader"
-		}
-		fail(check{Area: "access", Name: "write under " + cfg.Prefix, Detail: err.Error(), Fix: fix}, exit)
+	if c, exit := accessCheck(ctx, etcd, cfg); !c.OK {
+		fail(c, exit)
 	} else {
-		rep.Checks = append(rep.Checks, check{Area: "access", Name: "write under " + cfg.Prefix, OK: true, Detail: "created and removed a test key on a short lease"})
+		rep.Checks = append(rep.Checks, c)
 	}
 	return code
 }
 
-// writeProbe writes and removes a key under the prefix on a short lease.
-// The key's name contains a space, which no claim name can, so no claim and
-// no listing ever sees it; the lease removes it even if the delete fails.
-func writeProbe(ctx context.Context, etcd *clientv3.Client, cfg *Config) error {
-	op := "write check"
-	rctx, cancel := context.WithTimeout(ctx, cfg.CommandTimeout)
-	defer cancel()
-	lease, err := etcd.Grant(rctx, 5)
-	if err != nil {
-		return claim.ClassifyError(op, cfg.Prefix, cfg.Endpoints, err)
+// endpointChecks asks each endpoint for its status, in parallel so that one
+// dead member costs one timeout, not one per endpoint, and returns a check
+// per endpoint, how many answered and the leaders they name.
+func endpointChecks(ctx context.Context, etcd *clientv3.Client, cfg *Config) (checks []check, healthy int, leaders []uint64) {
+	type result struct {
+		status *clientv3.StatusResponse
+		rtt    time.Duration
+		err    error
 	}
-	defer func() {
-		cctx, ccancel := context.WithTimeout(context.Background(), cfg.CommandTimeout)
-		defer ccancel()
-		_, _ = etcd.Revoke(cctx, lease.ID)
-	}()
-	key := fmt.Sprintf("%sdoctor check/%x", cfg.Prefix, lease.ID)
-	if _, err := etcd.Put(rctx, key, "claimctl doctor", clientv3.WithLease(lease.ID)); err != nil {
-		return claim.ClassifyError(op, cfg.Prefix, cfg.Endpoints, err)
+	results := make([]result, len(cfg.Endpoints))
+	var wg sync.WaitGroup
+	for i, ep := range cfg.Endpoints {
+		wg.Go(func() {
+			rctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout+cfg.CommandTimeout)
+			defer cancel()
+			start := time.Now()
+			st, err := etcd.Status(rctx, ep)
+			results[i] = result{status: st, rtt: time.Since(start), err: err}
+		})
 	}
-	if _, err := etcd.Delete(rctx, key); err != nil {
-		return claim.ClassifyError(op, cfg.Prefix, cfg.Endpoints, err)
+	wg.Wait()
+	for i, r := range results {
+		ep := cfg.Endpoints[i]
+		if r.err != nil {
+			checks = append(checks, check{Area: "endpoint", Name: ep, Detail: claim.ClassifyError("status", cfg.Prefix, []string{ep}, r.err).Error(),
+				Fix: "check that etcd listens there and that the scheme (http/https) and TLS files match"})
+			continue
+		}
+		healthy++
+		st := r.status
+		role := "follower"
+		if st.Leader == st.Header.MemberId {
+			role = "leader"
+		}
+		if st.Leader != 0 && !slices.Contains(leaders, st.Leader) {
+			leaders = append(leaders, st.Leader)
+		}
+		detail := fmt.Sprintf("etcd %s, member %x (%s), round trip %v", st.Version, st.Header.MemberId, role, r.rtt.Round(10*time.Microsecond))
+		if len(st.Errors) > 0 {
+			detail += "; member reports: " + strings.Join(st.Errors, "; ")
+		}
+		checks = append(checks, check{Area: "endpoint", Name: ep, OK: true, Detail: detail})
 	}
-	return nil
+	return checks, healthy, leaders
+}
+
+// accessCheck writes and removes a key under the prefix as a claim would
+// (claim.Client.ProbeWrite), and returns its check and, if it failed, the
+// exit code it calls for.
+func accessCheck(ctx context.Context, etcd *clientv3.Client, cfg *Config) (check, int) {
+	name := "write under " + cfg.Prefix
+	claims, err := claim.New(etcd, claim.Options{Prefix: cfg.Prefix, RequestTimeout: cfg.CommandTimeout})
+	if err == nil {
+		err = claims.ProbeWrite(ctx)
+	}
+	if err == nil {
+		return check{Area: "access", Name: name, OK: true, Detail: "created and removed a test key on a short lease"}, ExitOK
+	}
+	exit := exitCode(err)
+	fix := "grant the user's role read and write on the prefix (etcdctl role grant-permission ROLE --prefix=true readwrite " + cfg.Prefix + ")"
+	if exit == ExitUnavailable {
+		fix = "the cluster did not accept a write: check quorum and the leader"
+	}
+	return check{Area: "access", Name: name, Detail: err.Error(), Fix: fix}, exit
 }
 
 func printDoctor(w io.Writer, colored, tty bool, rep *doctorReport) {
