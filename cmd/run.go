@@ -230,6 +230,18 @@ func runFresh(opts *RunOptions, cfg *Config, c *claim.Client) error {
 	signal.Notify(signals, forwarded...)
 	defer signal.Stop(signals)
 	defer refuseSuspend(f)()
+	hold, err := opts.waitForHold(cfg, c, signals)
+	if err != nil {
+		return err
+	}
+	return opts.superviseHold(hold, child, signals)
+}
+
+// waitForHold takes the claim for run, waiting as the flags say; a
+// forwarded signal on signals ends the wait (exit 128+n), and one that
+// comes as the wait ends releases the hold before the command starts.
+func (opts *RunOptions) waitForHold(cfg *Config, c *claim.Client, signals <-chan os.Signal) (*claim.Hold, error) {
+	f := opts.f
 	ictx, cancel := context.WithCancelCause(opts.cmd.Context())
 	defer cancel(context.Canceled)
 	wctx, stopTimer := opts.Acquire.waitContext(ictx)
@@ -251,7 +263,7 @@ func runFresh(opts *RunOptions, cfg *Config, c *claim.Client) error {
 	reporter.finish()
 	sig := interrupted()
 	if err != nil {
-		return opts.Acquire.conflict(err)
+		return nil, opts.Acquire.conflict(err)
 	}
 	f.heldSince = time.Now()
 	f.describeHold(hold)
@@ -261,11 +273,18 @@ func runFresh(opts *RunOptions, cfg *Config, c *claim.Client) error {
 		// The signal came as the wait ended: honour it, before the command
 		// starts.
 		if rerr := hold.Release(); rerr != nil {
-			return fmt.Errorf("run %s: %w; the command was not started, and releasing the claim failed (it frees itself within %v): %v", opts.Name, sig, hold.TTL, rerr)
+			return nil, fmt.Errorf("run %s: %w; the command was not started, and releasing the claim failed (it frees itself within %v): %v", opts.Name, sig, hold.TTL, rerr)
 		}
-		return fmt.Errorf("run %s: %w; the command was not started", opts.Name, sig)
+		return nil, fmt.Errorf("run %s: %w; the command was not started", opts.Name, sig)
 	}
+	return hold, nil
+}
 
+// superviseHold runs the prepared command under hold (pkg/runner) and turns
+// its end into run's exit: the command's own code, or 76 if the claim was
+// lost, 124 past --max-runtime.
+func (opts *RunOptions) superviseHold(hold *claim.Hold, child *supervise.Prepared, signals chan os.Signal) error {
+	f := opts.f
 	margin := opts.Margin
 	if margin == 0 {
 		margin = runner.DefaultMargin(hold.TTL)
