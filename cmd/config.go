@@ -247,31 +247,14 @@ func (s setting) envName() string {
 func loadConfig(flags *pflag.FlagSet, configPath string, getenv func(string) string) (*Config, error) {
 	v := viper.New()
 	cfg := &Config{Sources: map[string]string{}}
-
-	path, explicit := configPath, configPath != ""
-	if path == "" {
-		if p := getenv("CLAIMCTL_CONFIG"); p != "" {
-			path, explicit = p, true
-		}
+	path, err := loadConfigFile(v, configPath, getenv)
+	if err != nil {
+		return nil, err
 	}
-	if path == "" {
-		path = findConfigFile(getenv)
-	}
+	cfg.File = path
 	fileKeys := map[string]bool{}
-	if path != "" {
-		if err := readConfigFile(v, path); err != nil {
-			if explicit || !errors.Is(err, fs.ErrNotExist) {
-				return nil, err
-			}
-		} else {
-			cfg.File = path
-			for _, k := range v.AllKeys() {
-				fileKeys[k] = true
-			}
-			if err := checkKeys(path, v.AllKeys()); err != nil {
-				return nil, err
-			}
-		}
+	for _, k := range v.AllKeys() {
+		fileKeys[k] = true
 	}
 
 	for _, s := range settings {
@@ -327,6 +310,35 @@ func valueError(key, source string, err error) error {
 		return usageError("invalid --%s: %v", key, err)
 	}
 	return configError(fmt.Errorf("invalid %s (from %s): %v", key, source, err))
+}
+
+// loadConfigFile reads the config file into v: --config's, else
+// $CLAIMCTL_CONFIG's, else the first default one that exists. It returns the
+// file read, or "" if there was none. A file named explicitly must exist; a
+// default one may not.
+func loadConfigFile(v *viper.Viper, configPath string, getenv func(string) string) (string, error) {
+	path, explicit := configPath, configPath != ""
+	if path == "" {
+		if p := getenv("CLAIMCTL_CONFIG"); p != "" {
+			path, explicit = p, true
+		}
+	}
+	if path == "" {
+		path = findConfigFile(getenv)
+	}
+	if path == "" {
+		return "", nil
+	}
+	if err := readConfigFile(v, path); err != nil {
+		if explicit || !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+		return "", nil
+	}
+	if err := checkKeys(path, v.AllKeys()); err != nil {
+		return "", err
+	}
+	return path, nil
 }
 
 // findConfigFile returns the first existing default config file, or "".

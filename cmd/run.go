@@ -35,13 +35,8 @@ type RunOptions struct {
 	Acquire    acquireFlags
 }
 
-// NewCmdRun builds `claimctl run`.
-func NewCmdRun(f *Factory, runF func(*RunOptions) error) *cobra.Command {
-	opts := &RunOptions{f: f}
-	cmd := &cobra.Command{
-		Use:   runUsage,
-		Short: "Hold a claim for exactly the lifetime of a command",
-		Long: `Take claim NAME (waiting in line like acquire), run CMD while keeping the claim
+// runLong is run's help: what it promises, and how its arguments parse.
+const runLong = `Take claim NAME (waiting in line like acquire), run CMD while keeping the claim
 alive, and release the claim once CMD and everything in its process group
 have ended. run exits with CMD's own exit code (128+n if a signal killed it).
 
@@ -78,7 +73,15 @@ still held, then CMD runs in place of the nested claimctl, under the
 enclosing run's deadline, with no new lease and no release; if the hold has
 ended, CMD is not started (exit 76). --new-hold takes a hold of its own
 instead (a second semaphore slot; on a mutex it fails at once, exit 75, as
-acquire of NAME there does: it would wait on its own ancestor).`,
+acquire of NAME there does: it would wait on its own ancestor).`
+
+// NewCmdRun builds `claimctl run`.
+func NewCmdRun(f *Factory, runF func(*RunOptions) error) *cobra.Command {
+	opts := &RunOptions{f: f}
+	cmd := &cobra.Command{
+		Use:   runUsage,
+		Short: "Hold a claim for exactly the lifetime of a command",
+		Long:  runLong,
 		Example: `  claimctl run deploy -- ./deploy.sh production
   claimctl run nightly -n -E 0 -- /usr/local/bin/report
   claimctl run -n -E 0 --min-hold 1m nightly -- /usr/local/bin/report
