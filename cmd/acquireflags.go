@@ -42,6 +42,19 @@ func (a *acquireFlags) register(cmd *cobra.Command) {
 	addFlag(fl, "metrics-file")
 }
 
+// claimOptions is what acquire and run ask pkg/claim for.
+func (a *acquireFlags) claimOptions(name string, ttl time.Duration, holder claim.Holder, progress func(claim.QueueState)) claim.AcquireOptions {
+	return claim.AcquireOptions{
+		Name:        name,
+		TTL:         ttl,
+		Limit:       a.Limit,
+		Slots:       a.Slots,
+		NonBlocking: a.NonBlock,
+		Holder:      holder,
+		Progress:    progress,
+	}
+}
+
 // validate checks the shared flags before anything connects to etcd.
 func (a *acquireFlags) validate(cmd *cobra.Command, name string, ttl time.Duration) error {
 	a.conflictExitSet = cmd.Flags().Changed("conflict-exit-code")

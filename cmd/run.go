@@ -254,15 +254,7 @@ func (opts *RunOptions) waitForHold(cfg *Config, c *claim.Client, signals <-chan
 	f.describeContender(opts.Name, holder)
 	f.waitStarted = time.Now()
 	reporter := newWaitReporter(f, opts.Name)
-	hold, err := c.Acquire(wctx, claim.AcquireOptions{
-		Name:        opts.Name,
-		TTL:         cfg.TTL,
-		Limit:       opts.Acquire.Limit,
-		Slots:       opts.Acquire.Slots,
-		NonBlocking: opts.Acquire.NonBlock,
-		Holder:      holder,
-		Progress:    reporter.report,
-	})
+	hold, err := c.Acquire(wctx, opts.Acquire.claimOptions(opts.Name, cfg.TTL, holder, reporter.report))
 	reporter.finish()
 	sig := interrupted()
 	if err != nil {
