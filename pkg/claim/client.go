@@ -126,6 +126,14 @@ func isUnavailable(err error) bool {
 		// errors carry their own codes. Such a request's outcome is
 		// unknown, exactly as with a timeout.
 		return isTransportError(status.Convert(err).Message())
+	case codes.Unknown:
+		// etcd 3.4 members (their gRPC predates status-coded context
+		// errors) send a request's own timeout on the server, a ReadIndex
+		// that a leader change left waiting say, as Unknown with the
+		// context's text. Its outcome is unknown as well (TestNemesis found
+		// a waiter exiting 1 on it against 3.4.23).
+		msg := status.Convert(err).Message()
+		return msg == context.DeadlineExceeded.Error() || msg == context.Canceled.Error()
 	}
 	return false
 }

@@ -25,6 +25,10 @@ func TestClassifyError(t *testing.T) {
 		{status.Error(codes.Internal, "stream terminated by RST_STREAM with error code: PROTOCOL_ERROR"), true},
 		{status.Error(codes.Internal, "transport is closing"), true},
 		{status.Error(codes.Internal, "etcdserver: some server error"), false},
+		// etcd 3.4's own server-side timeouts.
+		{status.Error(codes.Unknown, "context deadline exceeded"), true},
+		{status.Error(codes.Unknown, "context canceled"), true},
+		{status.Error(codes.Unknown, "etcdserver: something unknown"), false},
 		{errors.New("something else"), false},
 	} {
 		got := errors.Is(ClassifyError("acquire x", "claimctl/", []string{"e"}, tc.err), ErrUnavailable)
