@@ -1,7 +1,9 @@
 package main
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -37,6 +39,50 @@ func TestRunnerDoesNotLinkEtcd(t *testing.T) {
 		for _, banned := range []string{"go.etcd.io/", "github.com/claimctl/claimctl/pkg/claim"} {
 			if strings.HasPrefix(pkg, banned) {
 				t.Errorf("pkg/runner links %s; it takes a runner.Hold, not a *claim.Hold", pkg)
+			}
+		}
+	}
+}
+
+// TestPackageBoundaries keeps the layout the README describes: the claim
+// protocol, the supervisor and the other libraries in pkg/ know nothing of
+// Cobra or Viper (they are usable, and testable, without a command line);
+// pkg/supervise knows nothing of etcd; and Viper is read in cmd/config.go
+// alone, so that every setting goes through its one table.
+func TestPackageBoundaries(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "./pkg/...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		pkg, imports, _ := strings.Cut(line, " ")
+		for _, imp := range strings.Fields(imports) {
+			switch {
+			case strings.HasPrefix(imp, "github.com/spf13/cobra"), strings.HasPrefix(imp, "github.com/spf13/viper"), strings.HasPrefix(imp, "github.com/spf13/pflag"):
+				t.Errorf("%s imports %s; command-line code belongs in cmd/", pkg, imp)
+			case strings.HasSuffix(pkg, "/pkg/supervise") && (strings.HasPrefix(imp, "go.etcd.io/") || strings.HasSuffix(imp, "/pkg/claim")):
+				t.Errorf("pkg/supervise imports %s; the supervisor knows processes, not claims", imp)
+			}
+		}
+	}
+
+	out, err = exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .GoFiles " "}}`, "./...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		pkg, files, _ := strings.Cut(line, " ")
+		for _, f := range strings.Fields(files) {
+			if pkg == "github.com/claimctl/claimctl/cmd" && f == "config.go" {
+				continue
+			}
+			dir := strings.TrimPrefix(strings.TrimPrefix(pkg, "github.com/claimctl/claimctl"), "/")
+			src, err := os.ReadFile(filepath.Join(dir, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(src), `"github.com/spf13/viper"`) {
+				t.Errorf("%s imports Viper; only cmd/config.go may", filepath.Join(dir, f))
 			}
 		}
 	}
