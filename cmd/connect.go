@@ -33,7 +33,9 @@ func connect(cfg *Config) (*clientv3.Client, error) {
 	ccfg.Logger = lg
 	ccfg.RejectOldCluster = false
 	var creds *etcdauth.Credentials
-	if cfg.User != "" {
+	// As clientv3 does: a user without a password authenticates by its
+	// client certificate's common name, or not at all.
+	if cfg.User != "" && cfg.Password != "" {
 		creds = etcdauth.New(cfg.User, cfg.Password)
 		ccfg.DialOptions = append(ccfg.DialOptions, creds.DialOptions()...)
 	}

@@ -13,17 +13,20 @@
 //
 //   - Authenticate runs once, when the connection is made, so that a wrong
 //     password still fails at connect time.
-//   - A unary call refused for its token (invalid, issued before an auth
-//     change, or missing) authenticates again and is sent once more, as
-//     clientv3 does: etcd checks the token before it proposes anything, so
-//     the refused call had no effect.
-//   - A watch is the only stream etcd authorizes, once, when it is created
-//     (v3rpc/watch.go, isWatchPermitted); lease keep-alives never use the
-//     token. A member forgets a simple token that has not been used for
-//     --auth-token-ttl (300 s by default), and a JWT expires whether used or
-//     not, so a watch is opened with a token at most ReuseFor old, and one
-//     cancelled for its token marks it stale so that the watcher's next
-//     attempt authenticates first.
+//   - A unary call refused for its token (invalid or expired, issued before
+//     an auth change, or missing) authenticates again and is sent once
+//     more, as clientv3 does: etcd checks the token before it proposes
+//     anything, so the refused call had no effect. If authenticating fails,
+//     that failure is the call's error (a changed password says so, once).
+//   - Streams carry the token too, and etcd checks it: a watch when it is
+//     created (v3rpc/watch.go, isWatchPermitted), a lease renewal on every
+//     keep-alive (etcdserver's LeaseRenew, checkLeaseRenew). A stream that
+//     etcd ends, or a watch it cancels, for its token marks the token
+//     stale, and the next stream opened (the keeper's next renewal, the
+//     watcher's next attempt) authenticates first. A member forgets a simple
+//     token not used for --auth-token-ttl (300 s by default) and a JWT
+//     expires whether used or not, so a watch, which lives long and is
+//     reopened rarely, is also opened with a token at most ReuseFor old.
 package etcdauth
 
 import (
@@ -115,11 +118,13 @@ func (c *Credentials) authenticate(ctx context.Context, conn grpc.ClientConnInte
 	return nil
 }
 
-// current returns the token and whether a watch may be opened with it.
-func (c *Credentials) current() (token string, fresh bool) {
+// current returns the token, whether it is usable (not known to be
+// refused), and whether it is fresh enough to open a watch with.
+func (c *Credentials) current() (token string, usable, fresh bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.token, c.disabled || (c.token != "" && !c.stale && time.Since(c.issued) <= ReuseFor)
+	usable = !c.stale && (c.disabled || c.token != "")
+	return c.token, usable, usable && (c.disabled || time.Since(c.issued) <= ReuseFor)
 }
 
 // renew authenticates again unless another request already has since used
@@ -162,45 +167,56 @@ func (c *Credentials) unary(ctx context.Context, method string, req, reply any, 
 	if method == authenticateMethod {
 		return invoker(ctx, method, req, reply, cc, opts...)
 	}
-	used, _ := c.current()
+	used, usable, _ := c.current()
+	if !usable {
+		// A stream was refused for this token: authenticate first. On
+		// failure the call goes with the old token and reports its refusal.
+		if err := c.renew(ctx, cc, used); err == nil {
+			used, _, _ = c.current()
+		}
+	}
 	err := invoker(ctx, method, req, reply, cc, opts...)
 	if err == nil || !refused(err) {
 		return err
 	}
+	// Returning the refusal would make clientv3's retry loop send the call
+	// again and again (it would refresh a token it does not have); the
+	// failure to authenticate is the real error.
 	if rerr := c.renew(ctx, cc, used); rerr != nil {
-		return err
+		return rerr
 	}
 	return invoker(ctx, method, req, reply, cc, opts...)
 }
 
 func (c *Credentials) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-	if method != watchMethod {
-		return streamer(ctx, desc, cc, method, opts...)
-	}
-	used, fresh := c.current()
-	if !fresh {
-		// On failure the watch is opened with the old token; etcd then
-		// cancels it for its token and the watcher tries again.
+	used, usable, fresh := c.current()
+	if !usable || (method == watchMethod && !fresh) {
+		// On failure the stream opens with the old token; etcd then
+		// refuses it and the next attempt tries again.
 		_ = c.renew(ctx, cc, used)
-		used, _ = c.current()
+		used, _, _ = c.current()
 	}
 	s, err := streamer(ctx, desc, cc, method, opts...)
 	if err != nil {
 		return nil, err
 	}
-	return &watchStream{ClientStream: s, c: c, used: used}, nil
+	return &refusalWatcher{ClientStream: s, c: c, used: used}, nil
 }
 
-// watchStream notices watches that etcd cancels for their token.
-type watchStream struct {
+// refusalWatcher notices streams that etcd ends, and watches it cancels,
+// because of their token, and marks the token stale.
+type refusalWatcher struct {
 	grpc.ClientStream
 	c    *Credentials
 	used string
 }
 
-func (s *watchStream) RecvMsg(m any) error {
+func (s *refusalWatcher) RecvMsg(m any) error {
 	err := s.ClientStream.RecvMsg(m)
-	if wr, ok := m.(*pb.WatchResponse); ok && err == nil && wr.Canceled && cancelledForToken(wr.CancelReason) {
+	switch wr, ok := m.(*pb.WatchResponse); {
+	case err != nil && refused(err):
+		s.c.markStale(s.used)
+	case err == nil && ok && wr.Canceled && cancelledForToken(wr.CancelReason):
 		s.c.markStale(s.used)
 	}
 	return err
@@ -210,7 +226,7 @@ func (s *watchStream) RecvMsg(m any) error {
 type perRPC struct{ c *Credentials }
 
 func (p perRPC) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	token, _ := p.c.current()
+	token, _, _ := p.c.current()
 	if token == "" {
 		return nil, nil
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -345,4 +346,25 @@ func (c *Cluster) logAll() {
 			c.t.Logf("etcdtest: stderr of %s (pid %d):\n%s", m.name, m.Pid(), s)
 		}
 	}
+}
+
+// clusterFromEnv starts the cluster MembersEnv asks for, ready (a leader,
+// every member healthy), and returns its endpoints, or nil when it is not
+// set.
+func clusterFromEnv(t testing.TB) []string {
+	t.Helper()
+	v := os.Getenv(MembersEnv)
+	if v == "" || v == "1" {
+		return nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 3 || n%2 == 0 {
+		t.Fatalf("etcdtest: %s=%q; want 3 or 5 (or unset, for one member)", MembersEnv, v)
+	}
+	c := StartCluster(t, n, ClusterOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
+	defer cancel()
+	c.WaitLeader(ctx)
+	c.WaitHealthy(ctx)
+	return c.Endpoints()
 }

@@ -35,9 +35,20 @@ const (
 	DialTimeout = 5 * time.Second
 )
 
-// Member is one single-member etcd started by Start.
+// MembersEnv names an environment variable that, set to 3 or 5, makes Start
+// run a cluster of that many member processes (StartCluster) instead of a
+// single member, so that tests written against one member, pkg/claim's
+// protocol tests, also run against a real cluster: scripts/compat.sh's
+// "claim-3" suite, on every etcd version.
+const MembersEnv = "CLAIMCTL_TEST_MEMBERS"
+
+// Member is the etcd started by Start: a single member, or the cluster
+// MembersEnv asks for.
 type Member struct {
+	t      testing.TB
 	server *Server
+	// cluster is the cluster's endpoints when MembersEnv is set.
+	cluster []string
 }
 
 // Server is a running single-member etcd from StartEmbedded: embedded in
@@ -58,6 +69,9 @@ type Server struct {
 // its stderr is logged if the test fails.
 func Start(t testing.TB) *Member {
 	t.Helper()
+	if eps := clusterFromEnv(t); eps != nil {
+		return &Member{t: t, cluster: eps}
+	}
 	s, err := StartEmbedded(t.TempDir())
 	if err != nil {
 		t.Fatalf("etcdtest: %v", err)
@@ -68,7 +82,7 @@ func Start(t testing.TB) *Member {
 			t.Logf("etcdtest: stderr of etcd %s:\n%s", s.Version(), logs)
 		}
 	})
-	return &Member{server: s}
+	return &Member{t: t, server: s}
 }
 
 // StartEmbedded is Start without testing.TB, for testscript setups and
@@ -141,11 +155,22 @@ func (s *Server) Close() {
 // Endpoints returns the member's client URLs, "http://127.0.0.1:PORT",
 // ready for clientv3.Config.Endpoints or claimctl's --endpoints. (clientv3
 // accepts the bare "127.0.0.1:PORT" too.)
-func (m *Member) Endpoints() []string { return m.server.ClientURLs() }
+func (m *Member) Endpoints() []string {
+	if m.cluster != nil {
+		return m.cluster
+	}
+	return m.server.ClientURLs()
+}
 
 // Server returns the running member, to close it early (to test what a
-// client sees when its server goes away) or ask its version.
-func (m *Member) Server() *Server { return m.server }
+// client sees when its server goes away) or ask its version. A test that
+// needs it is about one member: with MembersEnv set it is skipped.
+func (m *Member) Server() *Server {
+	if m.cluster != nil {
+		m.t.Skipf("etcdtest: this test needs a single member (%s is set)", MembersEnv)
+	}
+	return m.server
+}
 
 // Client returns a client of the member, closed by t.Cleanup.
 func (m *Member) Client(t testing.TB) *clientv3.Client {

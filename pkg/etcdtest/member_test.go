@@ -3,6 +3,8 @@ package etcdtest
 import (
 	"context"
 	"errors"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -159,5 +161,32 @@ func TestServerVersion(t *testing.T) {
 	}
 	if st.Version != want {
 		t.Errorf("Status().Version = %q, want %q", st.Version, want)
+	}
+}
+
+// TestStartHonoursMembersEnv: with MembersEnv set, Start's etcd is a cluster
+// of that many members, every one of them serving, so the tests that run on
+// it really meet a cluster; without it, one member.
+func TestStartHonoursMembersEnv(t *testing.T) {
+	want := 1
+	if v := os.Getenv(MembersEnv); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = n
+	}
+	m := Start(t)
+	if got := len(m.Endpoints()); got != want {
+		t.Fatalf("Start gave %d endpoints %v; want %d", got, m.Endpoints(), want)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := m.Client(t).MemberList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Members) != want {
+		t.Fatalf("the cluster has %d members; want %d", len(resp.Members), want)
 	}
 }

@@ -5,6 +5,7 @@ package etcdtest
 import (
 	"fmt"
 	"os"
+	"testing"
 )
 
 // EtcdEnv names an environment variable that, on Linux and macOS, is the
@@ -28,4 +29,12 @@ func upstreamEtcd() (*etcdBinary, error) {
 
 func startUpstream(*etcdBinary, string) (*upstreamServer, error) {
 	return nil, fmt.Errorf("%s: not supported on this system", EtcdEnv)
+}
+
+// clusterFromEnv: clusters run on Linux and macOS only.
+func clusterFromEnv(t testing.TB) []string {
+	if os.Getenv(MembersEnv) != "" {
+		t.Skipf("etcdtest: %s: clusters run on Linux and macOS only", MembersEnv)
+	}
+	return nil
 }
