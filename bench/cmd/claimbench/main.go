@@ -76,7 +76,9 @@ func run() int {
 	flag.StringVar(&only, "only", "", "comma-separated scenarios to run (default all): "+strings.Join(scenarioNames, ","))
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the work directory (logs, data) for inspection")
 	flag.IntVar(&cfg.uncontended, "n", 200, "uncontended runs per tool")
-	flag.IntVar(&cfg.sweepN, "sweep-n", 40, "uncontended runs per tool at each RTT of the cluster scenario's RTT sweep (0: no sweep)")
+	// 30 keeps the sweep (5 RTTs x 2 tools x 2 kinds of cluster, about
+	// 150 ms a run with its scrapes on 2 busy cores) under 2 minutes.
+	flag.IntVar(&cfg.sweepN, "sweep-n", 30, "uncontended runs per tool at each RTT of the cluster scenario's RTT sweep (0: no sweep)")
 	flag.IntVar(&cfg.runs, "k", 25, "runs per process in the contention scenario")
 	flag.StringVar(&procs, "procs", "4,16", "process counts for the contention scenario")
 	flag.IntVar(&cfg.rounds, "rounds", 4, "contention rounds per tool and process count (alternating order)")

@@ -50,15 +50,15 @@ func (b *bench) rttSweep(ctx context.Context, cs *clusterSite, s site, kind, tru
 		pt := SweepPoint{RTTms: ms(rtt), Tools: map[string]*SweepTool{}}
 		for _, t := range b.tools() {
 			c := costs[t.name]
-			b.res.check(t.name, fmt.Sprintf("cluster %s: sweep runs at %v", kind, rtt), len(c.Wall) == n, fmt.Sprintf("%d of %d runs exited 0", len(c.Wall), n))
+			b.res.check(t.name, fmt.Sprintf("cluster %s: sweep runs at %g ms", kind, ms(rtt)), len(c.Wall) == n, fmt.Sprintf("%d of %d runs exited 0", len(c.Wall), n))
 			if len(c.Wall) == 0 {
 				continue
 			}
 			pt.Tools[t.name] = &SweepTool{Runs: len(c.Wall), MedianMs: c.WallSum.Median, P90Ms: c.WallSum.P90, Requests: c.RequestsTot, Writes: c.Writes}
 		}
 		if c, e := pt.Tools["claimctl"], pt.Tools["etcdctl"]; c != nil && e != nil {
-			logf("sweep on %s cluster at %v: claimctl median %.1f ms (p90 %.1f, %.1f requests), etcdctl median %.1f ms (p90 %.1f, %.1f requests), %s",
-				kind, rtt, c.MedianMs, c.P90Ms, c.Requests, e.MedianMs, e.P90Ms, e.Requests, ratio(c.MedianMs, e.MedianMs))
+			logf("sweep on %s cluster at %g ms: claimctl median %.1f ms (p90 %.1f, %.1f requests), etcdctl median %.1f ms (p90 %.1f, %.1f requests), %s",
+				kind, ms(rtt), c.MedianMs, c.P90Ms, c.Requests, e.MedianMs, e.P90Ms, e.Requests, ratio(c.MedianMs, e.MedianMs))
 		}
 		out = append(out, pt)
 	}
