@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"image/color"
+	"io/fs"
 	"os"
 	"slices"
 
@@ -39,6 +41,11 @@ func (r *Results) chart(path string) error {
 			}
 		}
 	}
+	return writePNG(img, path)
+}
+
+// writePNG encodes img as a PNG at path.
+func writePNG(img *vgimg.Canvas, path string) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
@@ -48,6 +55,99 @@ func (r *Results) chart(path string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// rttChart draws rttPlot alone into a PNG: a figure of its own, not a
+// fifth panel, so that docs can show it next to the cluster's tables. With
+// no sweep in the results it writes nothing and removes a chart an earlier
+// run left at path, which would otherwise be published as this run's.
+func (r *Results) rttChart(path string) error {
+	p := r.rttPlot()
+	if p == nil {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	img := vgimg.NewWith(vgimg.UseWH(8*vg.Inch, 5.5*vg.Inch), vgimg.UseDPI(110))
+	dc := draw.New(img)
+	dc.SetColor(color.White)
+	dc.Fill(dc.Rectangle.Path())
+	pad := vg.Points(12)
+	p.Draw(draw.Crop(dc, pad, -pad, pad, -pad))
+	return writePNG(img, path)
+}
+
+// kindDashes and kindGlyphs tell the cluster kinds apart on the RTT chart,
+// where colour already tells the tools apart.
+var (
+	kindDashes = map[string][]vg.Length{"claimctl-server": nil, "etcd": {vg.Points(6), vg.Points(3)}}
+	kindGlyphs = map[string]draw.GlyphDrawer{"claimctl-server": draw.CircleGlyph{}, "etcd": draw.PyramidGlyph{}}
+)
+
+// rttPlot is the median uncontended latency against RTT, one line per
+// tool and cluster kind; nil when no cluster run has a sweep.
+func (r *Results) rttPlot() *plot.Plot {
+	var runs []*ClusterRun
+	for _, c := range r.Cluster {
+		if len(c.Sweep) > 0 {
+			runs = append(runs, c)
+		}
+	}
+	if len(runs) == 0 {
+		return nil
+	}
+	p := newPlot("Uncontended run on a 3-member TLS cluster: median against RTT", "RTT to every member (ms)", "median fork to exit (ms)")
+	var ticks []plot.Tick
+	top := 0.0
+	for _, c := range runs {
+		for _, t := range []string{"claimctl", "etcdctl"} {
+			var pts plotter.XYs
+			for _, pt := range c.Sweep {
+				if st := pt.Tools[t]; st != nil {
+					pts = append(pts, plotter.XY{X: pt.RTTms, Y: st.MedianMs})
+					top = max(top, st.MedianMs)
+				}
+			}
+			if len(pts) == 0 {
+				continue
+			}
+			line, points, err := plotter.NewLinePoints(pts)
+			if err != nil {
+				continue
+			}
+			line.Color = toolColor[t]
+			line.Width = vg.Points(2)
+			line.Dashes = kindDashes[c.Kind]
+			points.Color = toolColor[t]
+			points.Radius = vg.Points(3.5)
+			if g := kindGlyphs[c.Kind]; g != nil {
+				points.Shape = g
+			}
+			p.Add(line, points)
+			label := toolLabel[t]
+			if len(runs) > 1 {
+				label += ", " + c.Kind + " members"
+			}
+			p.Legend.Add(label, line, points)
+		}
+		for _, pt := range c.Sweep {
+			if !slices.ContainsFunc(ticks, func(k plot.Tick) bool { return k.Value == pt.RTTms }) {
+				ticks = append(ticks, plot.Tick{Value: pt.RTTms, Label: fmt.Sprintf("%g", pt.RTTms)})
+			}
+		}
+	}
+	p.X.Tick.Marker = plot.ConstantTicks(ticks)
+	p.Legend.Left = true
+	p.Legend.XOffs = vg.Points(8)
+	p.Legend.YOffs = -vg.Points(4)
+	p.X.Min = 0
+	p.Y.Min = 0
+	if top > 0 {
+		// Leave room above the highest point for the legend.
+		p.Y.Max = top * 1.35
+	}
+	return p
 }
 
 func newPlot(title, x, y string) *plot.Plot {

@@ -42,6 +42,9 @@ type ClusterRun struct {
 	Contention  []*Contention       `json:"contention"`
 	FarRTTms    float64             `json:"far_rtt_ms"`
 	Far         map[string]*RunCost `json:"uncontended_far"` // by tool, at FarRTTms
+	// Sweep is the uncontended run at each of sweepRTTs, in that order;
+	// absent from the results of runs before the sweep and with -sweep-n 0.
+	Sweep []SweepPoint `json:"rtt_sweep,omitempty"`
 }
 
 // AuthRun is the password scenario on one kind of member: the uncontended
@@ -232,7 +235,7 @@ func (b *bench) runCosts(ctx context.Context, s site, idleCPU float64, n int, ar
 // clusterScenario is the realistic cluster, on claimctl-server members and
 // on upstream etcd members: uncontended runs, isolated handoffs and 16
 // processes around a 5 ms section at netRTT, then uncontended runs at
-// farRTT.
+// farRTT, then the sweep of uncontended runs over sweepRTTs.
 func (b *bench) clusterScenario(ctx context.Context) error {
 	truePath, err := exec.LookPath("true")
 	if err != nil {
@@ -294,7 +297,10 @@ func (b *bench) clusterRun(ctx context.Context, cs *clusterSite, kind, truePath 
 		logf("%s on %s cluster at %v: uncontended median %.1f ms", t.name, kind, farRTT, u.WallSum.Median)
 		b.res.check(t.name, "cluster "+kind+": uncontended runs at 10 ms", len(u.Wall) == nFar, fmt.Sprintf("%d of %d runs exited 0", len(u.Wall), nFar))
 	}
-	return nil
+	if b.cfg.sweepN > 0 {
+		res.Sweep, err = b.rttSweep(ctx, cs, s, kind, truePath, b.cfg.sweepN)
+	}
+	return err
 }
 
 // authScenario is the password scenario: on each kind of cluster at

@@ -15,7 +15,8 @@
 //	waiters      10/100/1000 in-process waiters on one claim
 //	requests     the latency of each request and step of a handoff
 //	cluster      3 TLS members (claimctl-server, then etcd) at 2 ms RTT: uncontended,
-//	             isolated handoff, 16 processes; uncontended at 10 ms RTT
+//	             isolated handoff, 16 processes; uncontended at 10 ms RTT;
+//	             uncontended at 0, 1, 2, 5 and 10 ms RTT (the sweep, -sweep-n)
 //	auth         the uncontended run with --user/--password: latency, server CPU
 //	cron         64 `run -n -E 0 --min-hold` released at once, 20 rounds:
 //	             writes per skipped run, time to exit, exactly one ran
@@ -45,9 +46,11 @@ type config struct {
 	root        string // the claimctl checkout
 	out         string // results directory
 	chart       string // PNG path
+	rttChart    string // PNG path of the cluster sweep's chart: OUT/rtt.png
 	only        map[string]bool
 	keep        bool
 	uncontended int
+	sweepN      int // uncontended runs per tool at each RTT of the cluster sweep
 	runs        int
 	procs       []int
 	rounds      int
@@ -73,6 +76,9 @@ func run() int {
 	flag.StringVar(&only, "only", "", "comma-separated scenarios to run (default all): "+strings.Join(scenarioNames, ","))
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the work directory (logs, data) for inspection")
 	flag.IntVar(&cfg.uncontended, "n", 200, "uncontended runs per tool")
+	// 30 keeps the sweep (5 RTTs x 2 tools x 2 kinds of cluster, about
+	// 150 ms a run with its scrapes on 2 busy cores) under 2 minutes.
+	flag.IntVar(&cfg.sweepN, "sweep-n", 30, "uncontended runs per tool at each RTT of the cluster scenario's RTT sweep (0: no sweep)")
 	flag.IntVar(&cfg.runs, "k", 25, "runs per process in the contention scenario")
 	flag.StringVar(&procs, "procs", "4,16", "process counts for the contention scenario")
 	flag.IntVar(&cfg.rounds, "rounds", 4, "contention rounds per tool and process count (alternating order)")
@@ -86,6 +92,7 @@ func run() int {
 	flag.Parse()
 	if cfg.quick {
 		cfg.uncontended, cfg.runs, procs, cfg.rounds = 5, 3, "4,16", 1
+		cfg.sweepN = min(cfg.sweepN, 3)
 		cfg.failTrials, cfg.cutTrials, cfg.rssTrials = 1, 1, 1
 		cfg.scaleClaims, waiters = 200, "10"
 		cfg.timeout = min(cfg.timeout, 10*time.Minute)
@@ -112,6 +119,10 @@ func run() int {
 	}
 	if cfg.chart == "" {
 		cfg.chart = filepath.Join(cfg.out, "benchmarks.png")
+	}
+	cfg.rttChart = filepath.Join(cfg.out, "rtt.png")
+	if cfg.sweepN < 0 {
+		return badUsage(fmt.Errorf("-sweep-n %d is negative", cfg.sweepN))
 	}
 
 	if *replot != "" {

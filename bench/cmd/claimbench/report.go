@@ -27,12 +27,32 @@ func (b *bench) publish() error {
 	if err := os.WriteFile(filepath.Join(b.cfg.out, "results.md"), []byte(md), 0o644); err != nil {
 		return err
 	}
-	if err := r.chart(b.cfg.chart); err != nil {
-		return fmt.Errorf("chart: %w", err)
+	if err := r.charts(b.cfg); err != nil {
+		return err
 	}
 	fmt.Println(md)
-	logf("wrote %s, %s and %s", filepath.Join(b.cfg.out, "results.json"), filepath.Join(b.cfg.out, "results.md"), b.cfg.chart)
+	logf("wrote %s, %s, %s%s", filepath.Join(b.cfg.out, "results.json"), filepath.Join(b.cfg.out, "results.md"), b.cfg.chart, r.rttChartNote(b.cfg))
 	return nil
+}
+
+// charts writes the chart and, when the results have a sweep, the RTT
+// chart.
+func (r *Results) charts(cfg config) error {
+	if err := r.chart(cfg.chart); err != nil {
+		return fmt.Errorf("chart: %w", err)
+	}
+	if err := r.rttChart(cfg.rttChart); err != nil {
+		return fmt.Errorf("RTT chart: %w", err)
+	}
+	return nil
+}
+
+// rttChartNote names the RTT chart for the log line, if one was written.
+func (r *Results) rttChartNote(cfg config) string {
+	if r.rttPlot() == nil {
+		return ""
+	}
+	return ", " + cfg.rttChart
 }
 
 // replotFrom renders results.md and the chart again from a results.json
@@ -49,10 +69,10 @@ func replotFrom(path string, cfg config) error {
 	if err := os.WriteFile(filepath.Join(cfg.out, "results.md"), []byte(r.markdown()), 0o644); err != nil {
 		return err
 	}
-	if err := r.chart(cfg.chart); err != nil {
-		return fmt.Errorf("chart: %w", err)
+	if err := r.charts(cfg); err != nil {
+		return err
 	}
-	logf("wrote %s and %s from %s", filepath.Join(cfg.out, "results.md"), cfg.chart, path)
+	logf("wrote %s, %s%s from %s", filepath.Join(cfg.out, "results.md"), cfg.chart, r.rttChartNote(cfg), path)
 	return nil
 }
 

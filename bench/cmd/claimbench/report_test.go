@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"image/png"
 	"math"
 	"os"
@@ -105,5 +106,124 @@ func TestRacedFraction(t *testing.T) {
 		if got := racedFraction(&CronTool{Ran: tc.ran, Raced: tc.raced}, tc.procs); got != tc.want {
 			t.Errorf("racedFraction(ran %v, raced %v, %d procs) = %v, want %v", tc.ran, tc.raced, tc.procs, got, tc.want)
 		}
+	}
+}
+
+// sweepFixture is fixture with an RTT sweep on both kinds of cluster.
+func sweepFixture() *Results {
+	r := fixture()
+	for i, kind := range memberKinds {
+		c := &ClusterRun{Kind: kind, RTTms: 2, FarRTTms: 10}
+		for _, rtt := range []float64{0, 1, 2, 5, 10} {
+			c.Sweep = append(c.Sweep, SweepPoint{RTTms: rtt, Tools: map[string]*SweepTool{
+				"claimctl": {Runs: 3, MedianMs: 10 + 3*rtt + float64(i), P90Ms: 12 + 3*rtt, Requests: 4},
+				"etcdctl":  {Runs: 3, MedianMs: 12 + 5*rtt, P90Ms: 14 + 5*rtt, Requests: 7},
+			}})
+		}
+		r.Cluster = append(r.Cluster, c)
+	}
+	return r
+}
+
+func TestMarkdownRendersTheSweep(t *testing.T) {
+	md := sweepFixture().markdown()
+	for _, want := range []string{
+		"against RTT, claimctl-server cluster",
+		"against RTT, etcd cluster",
+		"| RTT | claimctl median | etcdctl median | claimctl / etcdctl | claimctl requests per run | etcdctl requests per run |",
+		"| 0 ms | 10.0 ms (12.0 ms), n=3 | 12.0 ms (14.0 ms), n=3 | 0.83x | 4.00 | 7.00 |",
+		"| 10 ms | 41.0 ms (42.0 ms), n=3 | 62.0 ms (64.0 ms), n=3 | 0.66x | 4.00 | 7.00 |",
+		"claimctl 3.00, etcdctl 5.00",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+	if md := fixture().markdown(); strings.Contains(md, "against RTT") {
+		t.Errorf("markdown without a sweep has a sweep table:\n%s", md)
+	}
+}
+
+func TestRTTChart(t *testing.T) {
+	r := sweepFixture()
+	p := r.rttPlot()
+	if p == nil {
+		t.Fatal("rttPlot is nil with a sweep")
+	}
+	// The highest median (etcdctl at 10 ms) sets the room for the legend.
+	if p.Y.Max != 62*1.35 || p.X.Min != 0 {
+		t.Errorf("RTT plot's axes: x from %v, y to %v; want x from 0, y to %v", p.X.Min, p.Y.Max, 62*1.35)
+	}
+	path := filepath.Join(t.TempDir(), "rtt.png")
+	if err := r.rttChart(path); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := img.Bounds(); b.Dx() < 800 || b.Dy() < 500 {
+		t.Fatalf("RTT chart is %v, want at least 800x500", b)
+	}
+	// Without a sweep there is no RTT chart, and a stale one goes.
+	if fixture().rttPlot() != nil {
+		t.Error("rttPlot is not nil without a sweep")
+	}
+	if err := fixture().rttChart(path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("stale RTT chart left behind: %v", err)
+	}
+}
+
+// A results.json from before the sweep replots, without an RTT chart.
+func TestReplotWithoutSweep(t *testing.T) {
+	dir := t.TempDir()
+	old := fixture()
+	old.Cluster = []*ClusterRun{{Kind: "etcd", RTTms: 2, FarRTTms: 10}}
+	js, err := json.Marshal(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(js), "rtt_sweep") {
+		t.Fatalf("a run without a sweep writes one: %s", js)
+	}
+	in := filepath.Join(dir, "results.json")
+	if err := os.WriteFile(in, js, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config{out: dir, chart: filepath.Join(dir, "benchmarks.png"), rttChart: filepath.Join(dir, "rtt.png")}
+	if err := replotFrom(in, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(cfg.rttChart); !os.IsNotExist(err) {
+		t.Errorf("RTT chart from results without a sweep: %v", err)
+	}
+	// And one with the sweep round-trips through JSON into the table.
+	js, err = json.Marshal(sweepFixture())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(in, js, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := replotFrom(in, cfg); err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "results.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(md), "| 5 ms | 25.0 ms (27.0 ms), n=3") {
+		t.Errorf("replotted markdown lacks the sweep:\n%s", md)
+	}
+	if _, err := os.Stat(cfg.rttChart); err != nil {
+		t.Errorf("no RTT chart from results with a sweep: %v", err)
 	}
 }

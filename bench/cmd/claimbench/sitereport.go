@@ -135,6 +135,7 @@ func (r *Results) siteMarkdown(sb *strings.Builder) {
 			reqRow(fmt.Sprintf("%s, %s: etcd requests per run", at, m.label), u.RequestsTot, e.RequestsTot, u.Requests.String(), e.Requests.String())
 		}
 	}
+	r.sweepMarkdown(sb)
 	if cr := r.Cron; cr != nil {
 		c, e := cr.Tools["claimctl"], cr.Tools["etcdctl"]
 		p("\nCron fleet: %d runs released at once behind a barrier, %d rounds, a new claim each round, on the %s cluster (TLS, %.0f ms RTT). "+
