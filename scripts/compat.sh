@@ -14,6 +14,8 @@
 #
 # Suites:
 #   claim    the protocol tests of pkg/claim            (single member)
+#   claim-3  the same protocol tests                    (3-member cluster,
+#            etcdtest.MembersEnv)
 #   cli      the CLI contract, TestScripts               (single member)
 #   e2e      contention, holder crash (run), network cut (single member)
 #   cluster  holder crash, cut-off holder, leader loss   (3-member cluster)
@@ -21,8 +23,9 @@
 # --quick (for CI, about 10 minutes on two cores with a cold cache): Debian
 # 3.4 (the oldest and most different release; 2 s to fetch) and the latest
 # upstream 3.6 (what most production clusters and Kubernetes run; about a
-# minute to build), each with all of claim, a CLI subset and one test of
-# each fault kind. The embedded 3.7.3 is left out: the normal test run
+# minute to build), each with all of claim, the core of claim-3 (FIFO order,
+# semaphores, handoffs, fencing, force release, etcd's own mutex), a CLI
+# subset and one test of each fault kind. The embedded 3.7.3 is left out: the normal test run
 # covers it.
 #
 # Logs of each run go to $COMPAT_LOGS (default a temporary directory, kept
@@ -60,7 +63,10 @@ race=()
 e2e_single='^(TestContentionMutex|TestContentionSemaphore|TestRunCommandDiesWithClaimctl|TestRunNetworkCutStopsTheCommandBeforeTheNextHolderStarts)$'
 e2e_cluster='^(TestClusterHolderCrashHandsOverAfterTheTTL|TestClusterCutOffHolderIsStoppedBeforeTheNextHolder|TestClusterLeaderLossKeepsTheHold)$'
 cli_run='^TestScripts$'
+claim3_run=.
 if [ -n "$quick" ]; then
+	claim3_run='^(TestAcquireReleaseUncontended|TestFIFOOrderAndRisingFencingTokens|TestSemaphore|TestStaleTokenNeverTouchesNewHolder|TestInteropWithConcurrencyMutex|TestKeepRenewsAndForceReleaseIsReported|TestWaiterWhoseLeaseIsGoneNeverSucceeds)$'
+
 	e2e_single='^(TestContentionMutex|TestRunNetworkCutStopsTheCommandBeforeTheNextHolderStarts)$'
 	e2e_cluster='^(TestClusterHolderCrashHandsOverAfterTheTTL)$'
 	cli_run='^TestScripts$/^(acquire_release|contention|exit_77_permission|force_release|history|run_exit_codes|semaphore|slots)$'
@@ -106,17 +112,18 @@ for srv in "${servers[@]}"; do
 	echo "compat.sh: etcd $version" >&2
 	start=$(date +%s)
 	c1=$(suite claim 0 . ./pkg/claim/)
+	c1c=$(CLAIMCTL_TEST_MEMBERS=3 suite claim-3 0 "$claim3_run" ./pkg/claim/)
 	c2=$(suite cli 1 "$cli_run" .)
 	c3=$(suite e2e 0 "$e2e_single" ./e2e/)
 	c4=$(suite cluster 0 "$e2e_cluster" ./e2e/)
-	rows+=("$(printf '%-16s | %s | %s | %s | %s | %ss' "$version" "$c1" "$c2" "$c3" "$c4" $(($(date +%s) - start)))")
-	for c in "$c1" "$c2" "$c3" "$c4"; do
+	rows+=("$(printf '%-16s | %s | %s | %s | %s | %s | %ss' "$version" "$c1" "$c1c" "$c2" "$c3" "$c4" $(($(date +%s) - start)))")
+	for c in "$c1" "$c1c" "$c2" "$c3" "$c4"; do
 		[[ $c =~ ^[0-9]+/[1-9] ]] && failed=1
 	done
 done
 
 echo
 echo "pass/fail/skip per suite; logs in $logs"
-printf '%-16s | %s | %s | %s | %s | %s\n' server claim cli e2e cluster time
+printf '%-16s | %s | %s | %s | %s | %s | %s\n' server claim claim-3 cli e2e cluster time
 printf '%s\n' "${rows[@]}"
 exit $failed
