@@ -141,9 +141,11 @@ func TestRefusedTokenAuthenticatesAgain(t *testing.T) {
 	}
 }
 
-// TestWatchOpensWithAFreshToken: a watch is the one stream etcd authorizes,
-// so one opened with a token older than ReuseFor authenticates first;
-// keep-alive streams never do.
+// TestWatchOpensWithAFreshToken: a watch, authorized once when it is
+// created and then kept for long, is opened with a token at most ReuseFor
+// old, so one opened with an older token authenticates first; keep-alive
+// streams, checked at every renewal, authenticate only once etcd refuses
+// one (TestHolderRenewsPastItsTokensLife).
 func TestWatchOpensWithAFreshToken(t *testing.T) {
 	eps := authMember(t)
 	creds := New("claimer", etcdtest.AuthPassword)
@@ -166,15 +168,7 @@ func TestWatchOpensWithAFreshToken(t *testing.T) {
 	if n := creds.Authentications(); n != 1 {
 		t.Fatalf("renewals with an old token sent %d Authenticate; want none after the first", n)
 	}
-	wctx, cancel := context.WithCancel(ctx(t))
-	defer cancel()
-	wch := cli.Watch(wctx, "claimctl/b")
-	if _, err := cli.Put(ctx(t), "claimctl/b", "x"); err != nil {
-		t.Fatal(err)
-	}
-	if wr := <-wch; wr.Err() != nil || len(wr.Events) != 1 {
-		t.Fatalf("watch: %v, %d events", wr.Err(), len(wr.Events))
-	}
+	watchSees(t, cli, "claimctl/b", "watch")
 	if n := creds.Authentications(); n != 2 {
 		t.Errorf("a watch opened with an old token sent %d Authenticate in all; want 2", n)
 	}
@@ -194,15 +188,7 @@ func TestWatchCancelledForItsTokenAuthenticatesOnRetry(t *testing.T) {
 	if wr.Err() == nil || wr.Err().Error() != rpctypes.ErrGRPCInvalidAuthToken.Error() {
 		t.Fatalf("watch with a forgotten token: %v; want %v", wr.Err(), rpctypes.ErrInvalidAuthToken)
 	}
-	wctx, cancel := context.WithCancel(ctx(t))
-	defer cancel()
-	wch := cli.Watch(wctx, "claimctl/c")
-	if _, err := cli.Put(ctx(t), "claimctl/c", "x"); err != nil {
-		t.Fatal(err)
-	}
-	if wr := <-wch; wr.Err() != nil || len(wr.Events) != 1 {
-		t.Fatalf("the watch after the refusal: %v, %d events; want it authenticated and working", wr.Err(), len(wr.Events))
-	}
+	watchSees(t, cli, "claimctl/c", "the watch after the refusal")
 }
 
 // TestWrongPasswordAndAuthDisabled: a wrong password is etcd's
@@ -229,5 +215,20 @@ func TestWrongPasswordAndAuthDisabled(t *testing.T) {
 	work(t, cli, 3)
 	if n := creds.Authentications(); n != 1 {
 		t.Errorf("without auth enabled: %d Authenticate; want 1 (the one that learns it is off)", n)
+	}
+}
+
+// watchSees opens a watch of key, puts key and fails the test with what,
+// unless the watch reports the put.
+func watchSees(t *testing.T, cli *clientv3.Client, key, what string) {
+	t.Helper()
+	wctx, cancel := context.WithCancel(ctx(t))
+	defer cancel()
+	wch := cli.Watch(wctx, key)
+	if _, err := cli.Put(ctx(t), key, "x"); err != nil {
+		t.Fatal(err)
+	}
+	if wr := <-wch; wr.Err() != nil || len(wr.Events) != 1 {
+		t.Fatalf("%s: %v, %d events; want the put", what, wr.Err(), len(wr.Events))
 	}
 }

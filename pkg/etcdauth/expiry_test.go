@@ -1,7 +1,6 @@
 package etcdauth
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -201,13 +200,5 @@ func TestAuthEnabledAfterConnecting(t *testing.T) {
 	if err != nil {
 		t.Fatalf("renewals once auth was enabled: %v; want the second to authenticate and succeed", renewErrs)
 	}
-	wctx, cancel := context.WithCancel(ctx(t))
-	defer cancel()
-	wch := cli.Watch(wctx, "claimctl/late")
-	if _, err := cli.Put(ctx(t), "claimctl/late", "x"); err != nil {
-		t.Fatal(err)
-	}
-	if wr := <-wch; wr.Err() != nil || len(wr.Events) != 1 {
-		t.Fatalf("watch once auth was enabled: %v, %d events", wr.Err(), len(wr.Events))
-	}
+	watchSees(t, cli, "claimctl/late", "watch once auth was enabled")
 }
