@@ -3,9 +3,12 @@
 package e2e
 
 import (
+	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -99,10 +102,44 @@ func (s *ptySession) expect(want string, timeout time.Duration) {
 			return
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("the terminal did not show %q within %v; screen:\n%s", want, timeout, scr)
+			s.t.Fatalf("the terminal did not show %q within %v; the session's processes:\n%s\nscreen:\n%s", want, timeout, s.processes(), scr)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// processes describes every process of the session (from /proc: pid,
+// parent, group, state, the terminal's foreground group, what it waits in)
+// so that a test stuck waiting for the screen says who was doing what.
+func (s *ptySession) processes() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%7s %7s %7s %5s %7s %-16s %s\n", "PID", "PPID", "PGRP", "STATE", "TTY-FG", "WCHAN", "COMMAND")
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			continue
+		}
+		comm := string(stat[bytes.IndexByte(stat, '(')+1 : i])
+		// After "(comm) ": state ppid pgrp session tty_nr tpgid ...
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) < 6 || f[3] != strconv.Itoa(s.cmd.Process.Pid) {
+			continue
+		}
+		wchan, _ := os.ReadFile("/proc/" + e.Name() + "/wchan")
+		cmdline, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		fmt.Fprintf(&b, "%7d %7s %7s %5s %7s %-16s %s [%s]\n", pid, f[1], f[2], f[0], f[5], wchan,
+			strings.ReplaceAll(strings.TrimRight(string(cmdline), "\x00"), "\x00", " "), comm)
+	}
+	return b.String()
 }
 
 // pids reads the "PID PPID" the command under run wrote to $PIDS: the
@@ -131,10 +168,24 @@ func atoi(t *testing.T, s string) int {
 	return n
 }
 
-// stopped reports whether pid is stopped (job control or SIGSTOP).
+// stopped reports whether pid is held by job control: stopped (T), or
+// waiting in vfork (D) for a child of its own that is stopped. The second is
+// where a shell that vforks its commands (dash) is left when Ctrl-Z lands
+// between a vfork and the exec: the parent cannot stop, and cannot run
+// either until its child is continued.
 func stopped(pid int) bool {
-	st := procState(pid)
-	return st == "T" || st == "t"
+	switch procState(pid) {
+	case "T", "t":
+		return true
+	case "D":
+		children, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+		for _, c := range strings.Fields(string(children)) {
+			if n, err := strconv.Atoi(c); err == nil && procState(n) == "T" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // TestInteractiveRunReadsTheTerminal: run in the foreground of a terminal

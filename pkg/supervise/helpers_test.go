@@ -86,14 +86,8 @@ func procStat(pid int) (state byte, ppid int, ok bool) {
 
 // procStatGroup is procStat with the process group.
 func procStatGroup(pid int) (state byte, ppid, pgid int, ok bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	f, err := statFields(pid)
 	if err != nil {
-		return 0, 0, 0, false
-	}
-	// "pid (comm) S ppid ...": comm may contain anything, even ") ".
-	i := bytes.LastIndexByte(b, ')')
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 3 {
 		return 0, 0, 0, false
 	}
 	ppid, _ = strconv.Atoi(f[1])

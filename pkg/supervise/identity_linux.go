@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -116,23 +115,12 @@ type ancestorStat struct {
 	start uint64
 }
 
-// readStat reads a process's parent and start time from /proc/PID/stat.
-// The command name (field 2) may hold spaces and parentheses, so the fields
-// are counted from the last ')'.
+// readProcStat reads a process's parent and start time.
 func readProcStat(pid int) (ancestorStat, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	f, err := statFields(pid)
 	if err != nil {
 		return ancestorStat{}, err
 	}
-	s := string(b)
-	end := strings.LastIndexByte(s, ')')
-	if end < 0 {
-		return ancestorStat{}, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	// Fields from 3 on: state ppid pgrp session tty_nr tpgid flags minflt
-	// cminflt majflt cmajflt utime stime cutime cstime priority nice
-	// num_threads itrealvalue starttime.
-	f := strings.Fields(s[end+1:])
 	if len(f) < 20 {
 		return ancestorStat{}, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
 	}

@@ -3,7 +3,6 @@
 package supervise
 
 import (
-	"bytes"
 	"os"
 	"strconv"
 	"syscall"
@@ -41,23 +40,14 @@ func readProcs() map[int]procInfo {
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		f, err := statFields(pid)
 		if err != nil {
 			continue
 		}
-		// "pid (comm) S ppid pgrp session ...": comm may contain ") ".
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := bytes.Fields(b[i+1:])
-		if len(f) < 4 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(string(f[1]))
-		pgrp, _ := strconv.Atoi(string(f[2]))
-		sid, _ := strconv.Atoi(string(f[3]))
-		procs[pid] = procInfo{ppid: ppid, pgrp: pgrp, sid: sid, zombie: f[0][0] == 'Z'}
+		ppid, _ := strconv.Atoi(f[1])
+		pgrp, _ := strconv.Atoi(f[2])
+		sid, _ := strconv.Atoi(f[3])
+		procs[pid] = procInfo{ppid: ppid, pgrp: pgrp, sid: sid, zombie: f[0] == "Z"}
 	}
 	return procs
 }

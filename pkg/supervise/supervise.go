@@ -27,7 +27,7 @@ type Child struct {
 	guard *guardian // nil without a guardian
 	tty   *os.File  // the terminal whose foreground group the child got, or nil
 
-	stopped chan struct{} // receives a value when the direct child stops
+	stopped chan struct{} // receives a value when the direct child stops (or cannot: watchVforkStop)
 
 	exited    chan struct{} // closed when the direct child has been reaped
 	groupDone chan struct{} // closed when the group is empty
@@ -245,6 +245,9 @@ func (c *Child) supervise(path string, argv []string, attr *syscall.ProcAttr, st
 		}
 	}
 	started <- armErr
+	if c.tty != nil {
+		go c.watchVforkStop()
+	}
 
 	c.waitLeader()
 	runtime.UnlockOSThread()
@@ -407,7 +410,10 @@ func (c *Child) Foreground() bool {
 
 // Stopped receives a value when the direct child has stopped (SIGTSTP from
 // the terminal's Ctrl-Z, SIGTTIN, SIGSTOP), however often; reports that
-// come while an earlier one is not yet received are merged. It is how a
+// come while an earlier one is not yet received are merged. For a child
+// that was given the terminal it also receives one when the direct child
+// cannot stop because it waits in vfork for a child that stopped before
+// exec (see watchVforkStop). It is how a
 // caller that gave the child the terminal learns that the user suspended
 // the job: the terminal signalled the child's group, not this process.
 // Nothing is done about a stop here; the other members of the group may

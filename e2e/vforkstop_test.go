@@ -1,0 +1,90 @@
+//go:build linux
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/claimctl/claimctl/pkg/etcdtest"
+)
+
+// vforkStopEnv selects vforkStopMain as what the test binary does.
+const vforkStopEnv = "E2E_VFORK_STOP"
+
+func init() {
+	if os.Getenv(vforkStopEnv) == "1" {
+		// main, and so vforkStopMain, runs on the main thread: the one
+		// whose state /proc/PID/stat shows.
+		runtime.LockOSThread()
+	}
+}
+
+// vforkStopMain is the command of TestInteractiveRunRelaysAStopInVfork: a
+// shell caught by Ctrl-Z between vfork and exec, made certain. It writes
+// "PID PPID" to $PIDS, prints "ready", then vforks (clone with CLONE_VFORK,
+// without CLONE_VM, so that the child has its own copy of memory) a child
+// that stops itself before it would exec. This process then waits in the
+// kernel, unable to stop, until the child is continued and exits; then it
+// exits 7.
+func vforkStopMain() {
+	if err := os.WriteFile(os.Getenv("PIDS"), fmt.Appendf(nil, "%d %d\n", os.Getpid(), os.Getppid()), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "vforkstop:", err)
+		os.Exit(2)
+	}
+	fmt.Println("ready")
+	pid, _, errno := syscall.RawSyscall6(syscall.SYS_CLONE, syscall.CLONE_VFORK|uintptr(syscall.SIGCHLD), 0, 0, 0, 0, 0)
+	if errno != 0 {
+		fmt.Fprintln(os.Stderr, "vforkstop: clone:", errno)
+		os.Exit(2)
+	}
+	if pid == 0 {
+		// The child: raw system calls only, as in any child of a fork
+		// that has not exec'd.
+		self, _, _ := syscall.RawSyscall(syscall.SYS_GETPID, 0, 0, 0)
+		syscall.RawSyscall(syscall.SYS_KILL, self, uintptr(syscall.SIGSTOP), 0)
+		syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 0, 0, 0)
+	}
+	var ws syscall.WaitStatus
+	if _, err := syscall.Wait4(int(pid), &ws, 0, nil); err != nil || ws.ExitStatus() != 0 {
+		fmt.Fprintln(os.Stderr, "vforkstop: child:", err, ws)
+		os.Exit(2)
+	}
+	fmt.Println("continued")
+	os.Exit(7)
+}
+
+// TestInteractiveRunRelaysAStopInVfork: Ctrl-Z that lands while the
+// command waits in vfork stops only the vforked child; the command itself
+// cannot stop, so no wait report says the job stopped. run still relays
+// the stop: the user's shell reports the job stopped, and fg continues it
+// (the child, then the command) to its normal end.
+func TestInteractiveRunRelaysAStopInVfork(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	endpoints := etcdtest.Start(t).Endpoints()
+	s := startPTYSession(t, endpoints, "bash", "--norc", "--noprofile", "--noediting", "-i")
+	s.expect("$ ", 10*time.Second)
+	s.typeIn(vforkStopEnv + `=1 "$CLAIMCTL" run --ttl 10s tty-vfork -- '` + self + `'` + "\n")
+	s.expect("ready", 15*time.Second)
+	command, claimctl := s.pids()
+	s.expect("Stopped", 10*time.Second)
+	waitFor(t, 10*time.Second, "the command and claimctl to be stopped", func() bool { return stopped(command) && stopped(claimctl) })
+	if procState(command) != "D" {
+		t.Fatalf("the command (pid %d) is in state %q, not waiting in vfork (D): the test no longer tests what it says", command, procState(command))
+	}
+	if !strings.Contains(s.screen.String(), "not renewed while suspended") {
+		t.Fatalf("claimctl did not say that the claim is not renewed while suspended:\n%s", s.screen)
+	}
+	s.typeIn("fg\n")
+	s.expect("continued", 10*time.Second)
+	s.typeIn("echo rc=$?\n")
+	s.expect("rc=7", 10*time.Second)
+}
