@@ -5,12 +5,16 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 
-	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"google.golang.org/protobuf/proto"
 )
 
 // Outcome is how a run ended, as the value of the outcome label of
@@ -91,6 +95,8 @@ func (r Report) check() error {
 	switch {
 	case r.Claim == "":
 		return errors.New("the report has no claim name")
+	case !utf8.ValidString(r.Claim):
+		return fmt.Errorf("claim name %q is not valid UTF-8, which a label value must be", r.Claim)
 	case !slices.Contains(Outcomes(), r.Outcome):
 		return fmt.Errorf("unknown outcome %q", r.Outcome)
 	case r.Started.IsZero():
@@ -132,28 +138,18 @@ func Write(path string, r Report) error {
 	if r.Outcome != OK {
 		lastSuccess = previousSuccess(file, r.Claim)
 	}
-	reg, err := registry(r, lastSuccess)
-	if err != nil {
-		return fmt.Errorf("metrics for %s: %w", r.Claim, err)
-	}
-	if err := prometheus.WriteToTextfile(file, reg); err != nil {
+	if err := writeFile(file, families(r, lastSuccess)); err != nil {
 		return fmt.Errorf("write metrics file: %w", err)
 	}
 	return nil
 }
 
-// registry returns a private registry holding r's gauges, so that nothing
-// else a program registers (or the default registry's process and Go
-// metrics) ends up in the file.
-func registry(r Report, lastSuccess float64) (*prometheus.Registry, error) {
-	reg := prometheus.NewRegistry()
-	labels := prometheus.Labels{"claim": r.Claim}
-	gauge := func(name, help string, v float64) error {
-		g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: labels})
-		g.Set(v)
-		return reg.Register(g)
-	}
-
+// families returns r's gauges as metric families, sorted by name, in the
+// data model client_golang's registries gather into; the file holds these
+// and nothing else. Building them directly rather than registering
+// collectors keeps client_golang, and the process and Go collectors its
+// default registry sets up at init, out of every claimctl invocation.
+func families(r Report, lastSuccess float64) []*dto.MetricFamily {
 	holding := r.Outcome == Holding
 	end := r.Ended
 	if holding {
@@ -174,37 +170,59 @@ func registry(r Report, lastSuccess float64) (*prometheus.Registry, error) {
 		last = r.Started
 	}
 
-	gauges := []struct {
-		name, help string
-		v          float64
-	}{
-		{nameTimestamp, "When the last claimctl run of the claim on this host ended, or started if it still holds the claim (Unix seconds).", seconds(last)},
-		{nameWait, "How long the last claimctl run of the claim on this host waited for the claim, whether or not it got it (seconds).", nonNegative(wait)},
-		{nameHold, "How long the last claimctl run of the claim on this host held it; 0 if it did not take the claim or still holds it (seconds).", nonNegative(hold)},
-		{nameExitCode, "The exit code of the last claimctl run of the claim on this host.", float64(r.ExitCode)},
-		{nameHolding, "1 while a claimctl run on this host holds the claim (or was killed while holding it), else 0.", boolValue(holding)},
-		{nameHoldStart, "When the last claimctl run of the claim on this host took the claim; 0 if it did not (Unix seconds).", seconds(r.Acquired)},
-		{nameToken, "The fencing token of the last claimctl run of the claim on this host; 0 if it did not take the claim.", float64(r.FencingToken)},
-		{nameLastSuccess, "When the last claimctl run of the claim on this host that ran its command and saw it exit 0 ended; kept through later runs that skip or fail; 0 if none (Unix seconds).", lastSuccess},
+	claim := &dto.LabelPair{Name: proto.String("claim"), Value: proto.String(r.Claim)}
+	gauge := func(name, help string, metrics ...*dto.Metric) *dto.MetricFamily {
+		return &dto.MetricFamily{Name: proto.String(name), Help: proto.String(help), Type: dto.MetricType_GAUGE.Enum(), Metric: metrics}
 	}
-	for _, g := range gauges {
-		if err := gauge(g.name, g.help, g.v); err != nil {
-			return nil, err
+	value := func(v float64, labels ...*dto.LabelPair) *dto.Metric {
+		return &dto.Metric{Label: append([]*dto.LabelPair{claim}, labels...), Gauge: &dto.Gauge{Value: proto.Float64(v)}}
+	}
+	var outcomes []*dto.Metric
+	for _, o := range Outcomes() {
+		outcomes = append(outcomes, value(boolValue(o == r.Outcome), &dto.LabelPair{Name: proto.String("outcome"), Value: proto.String(string(o))}))
+	}
+	slices.SortFunc(outcomes, func(a, b *dto.Metric) int { return strings.Compare(a.Label[1].GetValue(), b.Label[1].GetValue()) })
+	out := []*dto.MetricFamily{
+		gauge(nameTimestamp, "When the last claimctl run of the claim on this host ended, or started if it still holds the claim (Unix seconds).", value(seconds(last))),
+		gauge(nameWait, "How long the last claimctl run of the claim on this host waited for the claim, whether or not it got it (seconds).", value(nonNegative(wait))),
+		gauge(nameHold, "How long the last claimctl run of the claim on this host held it; 0 if it did not take the claim or still holds it (seconds).", value(nonNegative(hold))),
+		gauge(nameExitCode, "The exit code of the last claimctl run of the claim on this host.", value(float64(r.ExitCode))),
+		gauge(nameHolding, "1 while a claimctl run on this host holds the claim (or was killed while holding it), else 0.", value(boolValue(holding))),
+		gauge(nameHoldStart, "When the last claimctl run of the claim on this host took the claim; 0 if it did not (Unix seconds).", value(seconds(r.Acquired))),
+		gauge(nameToken, "The fencing token of the last claimctl run of the claim on this host; 0 if it did not take the claim.", value(float64(r.FencingToken))),
+		gauge(nameLastSuccess, "When the last claimctl run of the claim on this host that ran its command and saw it exit 0 ended; kept through later runs that skip or fail; 0 if none (Unix seconds).", value(lastSuccess)),
+		gauge(nameOutcome, "1 for how the last claimctl run of the claim on this host ended, 0 for every other outcome.", outcomes...),
+	}
+	slices.SortFunc(out, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
+	return out
+}
+
+// writeFile writes families to file in the text exposition format,
+// replacing it atomically: node_exporter reads the file at any moment and
+// must never see half of it. The file is readable by all (0644), as the
+// textfile collector, often another user, needs.
+func writeFile(file string, families []*dto.MetricFamily) error {
+	tmp, err := os.CreateTemp(filepath.Dir(file), filepath.Base(file)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // a no-op once renamed
+	enc := expfmt.NewEncoder(tmp, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, mf := range families {
+		if err = enc.Encode(mf); err != nil {
+			break
 		}
 	}
-
-	outcome := prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name:        nameOutcome,
-		Help:        "1 for how the last claimctl run of the claim on this host ended, 0 for every other outcome.",
-		ConstLabels: labels,
-	}, []string{"outcome"})
-	for _, o := range Outcomes() {
-		outcome.WithLabelValues(string(o)).Set(boolValue(o == r.Outcome))
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
 	}
-	if err := reg.Register(outcome); err != nil {
-		return nil, err
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
 	}
-	return reg, nil
+	if err == nil {
+		err = os.Rename(tmp.Name(), file)
+	}
+	return err
 }
 
 // previousSuccess returns the last success of claim recorded in file, in
