@@ -23,10 +23,6 @@ func TestMain(m *testing.M) {
 		recorderMain()
 		return
 	}
-	if os.Getenv(vforkStopEnv) == "1" {
-		vforkStopMain()
-		return
-	}
 	dir, err := os.MkdirTemp("", "claimctl-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -412,8 +412,8 @@ func (c *Child) Foreground() bool {
 // the terminal's Ctrl-Z, SIGTTIN, SIGSTOP), however often; reports that
 // come while an earlier one is not yet received are merged. For a child
 // that was given the terminal it also receives one when the direct child
-// cannot stop because it waits in vfork for a child that stopped before
-// exec (see watchVforkStop). It is how a
+// cannot stop because it is blocked, as in vfork, on a child that stopped
+// before exec (see watchVforkStop for what is checked). It is how a
 // caller that gave the child the terminal learns that the user suspended
 // the job: the terminal signalled the child's group, not this process.
 // Nothing is done about a stop here; the other members of the group may
