@@ -83,7 +83,8 @@ func TestClusterCutOffHolderIsStoppedBeforeTheNextHolder(t *testing.T) {
 // a claim with `run --ttl 3s` (child runs 6s) while W, given the members
 // directly, waits in line. One proxy is then blackholed for 4s (longer
 // than the TTL), TTL/3 into the hold. claimctl's
-// client balances requests over all its endpoints, so it talks to every
+// client balances requests over all its endpoints once it has been
+// connected for 500ms (cmd/connect.go), so by then it talks to every
 // member; each subtest cuts a different one, so that whichever member H
 // "is connected to" (its watch, its next renewal) is cut in one of them.
 // H must fail over and keep the claim: its child runs to its natural end,
