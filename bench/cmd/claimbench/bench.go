@@ -26,14 +26,17 @@ import (
 // bench is one run of the suite: the built binaries, the server, a work
 // directory, and the results so far.
 type bench struct {
-	cfg     config
-	bin     build.Binaries
-	srv     *server.Server
-	work    string
-	env     []string
-	cli     *clientv3.Client // the driver's own etcd client, for polling
-	res     *Results
-	started time.Time
+	cfg  config
+	bin  build.Binaries
+	srv  *server.Server
+	work string
+	env  []string
+	cli  *clientv3.Client // the driver's own etcd client, for polling
+	res  *Results
+	// localIdleCPU is the loopback server's CPU per second with no client
+	// (ms/s), measured at start-up.
+	localIdleCPU float64
+	started      time.Time
 
 	mu      sync.Mutex
 	helpers map[int]bool // section helper pids seen, to end if left over
@@ -69,6 +72,11 @@ func setup(ctx context.Context, cfg config) (*bench, error) {
 	logf("claimctl-server pid %d serving %s (data in %s, fsync on)", b.srv.Pid(), b.srv.URL, work)
 	b.cli, err = clientv3.New(clientv3.Config{Endpoints: []string{b.srv.URL}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
+		b.srv.Stop()
+		return nil, err
+	}
+	if b.localIdleCPU, err = idleRate(b.cfg.quick, func() (time.Duration, error) { return procs.CPUTime(b.srv.Pid()) }); err != nil {
+		b.cli.Close()
 		b.srv.Stop()
 		return nil, err
 	}
@@ -224,6 +232,9 @@ type site struct {
 	cli    *clientv3.Client
 	scrape func(context.Context) (server.Metrics, error)
 	cpu    func() (time.Duration, error)
+	// idleCPU is the servers' CPU per second with no client (ms/s), to
+	// subtract from a window that waits for leases to expire.
+	idleCPU float64
 	// overhead is the traffic of the driver's own event watch, which the
 	// servers count with the tools'.
 	overhead server.Requests
@@ -233,10 +244,18 @@ type site struct {
 // endpoint (its URL, or a link to it).
 func (b *bench) local(endpoint string) site {
 	return site{
-		conn:   conn{endpoints: []string{endpoint}},
-		cli:    b.cli,
-		scrape: b.srv.Scrape,
-		cpu:    func() (time.Duration, error) { return procs.CPUTime(b.srv.Pid()) },
+		conn: conn{endpoints: []string{endpoint}},
+		cli:  b.cli,
+		scrape: func(ctx context.Context) (server.Metrics, error) {
+			m, err := b.srv.Scrape(ctx)
+			if err != nil {
+				return nil, err
+			}
+			m[committedSeries] = m.Sum("etcd_server_proposals_committed_total")
+			return m, nil
+		},
+		cpu:     func() (time.Duration, error) { return procs.CPUTime(b.srv.Pid()) },
+		idleCPU: b.localIdleCPU,
 	}
 }
 

@@ -121,19 +121,10 @@ func (b *bench) startCluster(ctx context.Context, kind string, rtt time.Duration
 		l.SetLatency(rtt / 2)
 		cs.links = append(cs.links, l)
 	}
-	cpu0, err := c.CPUTime()
-	if err != nil {
+	if cs.idleCPU, err = idleRate(b.cfg.quick, c.CPUTime); err != nil {
 		cs.close()
 		return nil, err
 	}
-	idle := map[bool]time.Duration{true: time.Second, false: 3 * time.Second}[b.cfg.quick]
-	time.Sleep(idle)
-	cpu1, err := c.CPUTime()
-	if err != nil {
-		cs.close()
-		return nil, err
-	}
-	cs.idleCPU = ms(cpu1-cpu0) / idle.Seconds()
 	logf("%s cluster: 3 members (pids %v), TLS with client certificates, auth on, %v RTT; idle CPU %.1f ms/s",
 		kind, c.Pids(), rtt, cs.idleCPU)
 	return cs, nil
@@ -178,8 +169,25 @@ func (cs *clusterSite) site(cn string) site {
 			m[committedSeries] = s.Committed()
 			return m, nil
 		},
-		cpu: cs.c.CPUTime,
+		cpu:     cs.c.CPUTime,
+		idleCPU: cs.idleCPU,
 	}
+}
+
+// idleRate measures the CPU that cpu reports per second with no client
+// (heartbeats, tickers), in ms per second: 3 s of it, 1 s in quick mode.
+func idleRate(quick bool, cpu func() (time.Duration, error)) (float64, error) {
+	cpu0, err := cpu()
+	if err != nil {
+		return 0, err
+	}
+	idle := map[bool]time.Duration{true: time.Second, false: 3 * time.Second}[quick]
+	time.Sleep(idle)
+	cpu1, err := cpu()
+	if err != nil {
+		return 0, err
+	}
+	return ms(cpu1-cpu0) / idle.Seconds(), nil
 }
 
 // runCosts runs argv(t) n times per tool, alternating, one at a time, and

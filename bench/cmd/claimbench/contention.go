@@ -15,8 +15,12 @@ import (
 	"github.com/claimctl/claimctl/bench/internal/stats"
 )
 
-// sectionHold is the critical section of the contention scenario.
-const sectionHold = 5 * time.Millisecond
+// sectionHold is the critical section of the contention scenario, and
+// contentionTTL the tools' lease TTL in seconds.
+const (
+	sectionHold   = 5 * time.Millisecond
+	contentionTTL = 10
+)
 
 // contention runs P processes, each making K runs in a row of the tool
 // around a 5 ms critical section, on one claim; for each P the two tools
@@ -63,6 +67,7 @@ func (b *bench) contend(ctx context.Context, s site, label string, procs, rounds
 			}
 			c.toolCPU += rr.toolCPU
 			c.serverCPU += rr.serverCPU
+			c.writes += rr.writes
 			c.RoundGapMedians = append(c.RoundGapMedians, stats.Quantile(stats.Durations(a.Gaps), 0.5))
 			c.Sections += a.Sections
 			c.Overlaps += a.Overlaps
@@ -90,6 +95,7 @@ func (b *bench) contend(ctx context.Context, s site, label string, procs, rounds
 			c.PerSecReq = c.PerSection.Total()
 			c.ToolCPUPerSection = ms(c.toolCPU) / float64(c.Sections)
 			c.ServerCPUPerSection = ms(c.serverCPU) / float64(c.Sections)
+			c.WritesPerSection = c.writes / float64(c.Sections)
 		}
 		out = append(out, c)
 		want := procs * b.cfg.runs * rounds
@@ -110,7 +116,8 @@ type roundResult struct {
 	failures  int
 	phases    map[string][]float64
 	toolCPU   time.Duration // every tool process, with the children it reaped
-	serverCPU time.Duration
+	serverCPU time.Duration // the servers', lease expiries included
+	writes    float64       // Raft entries committed, lease expiries included
 }
 
 // contentionRound runs one round and returns what the log shows, the etcd
@@ -118,6 +125,11 @@ type roundResult struct {
 func (b *bench) contentionRound(ctx context.Context, t tool, s site, name string, nprocs int) (roundResult, error) {
 	var rr roundResult
 	log := filepath.Join(b.work, name+".log")
+	// Before the first scrape, so that this request is not counted.
+	leases0, err := s.cli.Leases(ctx)
+	if err != nil {
+		return rr, err
+	}
 	m0, err := s.scrape(ctx)
 	if err != nil {
 		return rr, err
@@ -143,7 +155,7 @@ func (b *bench) contentionRound(ctx context.Context, t tool, s site, name string
 					return
 				}
 				label := fmt.Sprintf("p%02d-%03d", p, i)
-				pr, err := b.start(t.lockArgsConn(s.conn, name, 10, b.section(log, sectionHold, label)...))
+				pr, err := b.start(t.lockArgsConn(s.conn, name, contentionTTL, b.section(log, sectionHold, label)...))
 				if err == nil {
 					err = pr.wait(2 * time.Minute)
 					mu.Lock()
@@ -165,12 +177,27 @@ func (b *bench) contentionRound(ctx context.Context, t tool, s site, name string
 	if firstErr != nil {
 		logf("%s: %d runs failed; first: %v", name, failures, firstErr)
 	}
+	evs := events()
+	m1, err := s.scrape(ctx)
+	if err != nil {
+		return rr, err
+	}
+	// A lease left to expire (etcdctl lock leaves every one) is revoked by
+	// the leader ttl later, with a Raft entry of its own: part of the
+	// section's cost to the server, so the window ends once every lease
+	// granted in it is gone, less the idle CPU of the wait. The requests
+	// were counted before the polling began.
+	waited := time.Duration(0)
+	if !b.cfg.quick {
+		if waited, err = awaitLeases(ctx, s.cli, len(leases0.Leases), contentionTTL*time.Second+5*time.Second); err != nil {
+			logf("%s: %v", name, err)
+		}
+	}
 	srvCPU1, err := s.cpu()
 	if err != nil {
 		return rr, err
 	}
-	evs := events()
-	m1, err := s.scrape(ctx)
+	m2, err := s.scrape(ctx)
 	if err != nil {
 		return rr, err
 	}
@@ -179,8 +206,28 @@ func (b *bench) contentionRound(ctx context.Context, t tool, s site, name string
 		return rr, err
 	}
 	rr.a, rr.reqs, rr.failures, rr.phases = seclog.Analyze(ivs), server.Diff(m0, m1), failures, decompose(ivs, evs)
-	rr.serverCPU = srvCPU1 - srvCPU0
+	rr.serverCPU = srvCPU1 - srvCPU0 - time.Duration(s.idleCPU*float64(waited)/1000)
+	rr.writes = m2[committedSeries] - m0[committedSeries]
 	return rr, nil
+}
+
+// awaitLeases polls until at most n leases exist, for at most limit, and
+// says how long it waited.
+func awaitLeases(ctx context.Context, cli *clientv3.Client, n int, limit time.Duration) (time.Duration, error) {
+	start := time.Now()
+	for {
+		resp, err := cli.Leases(ctx)
+		if err != nil {
+			return time.Since(start), err
+		}
+		if len(resp.Leases) <= n {
+			return time.Since(start), nil
+		}
+		if time.Since(start) > limit {
+			return time.Since(start), fmt.Errorf("%d leases still there after %v (%d before the round)", len(resp.Leases), limit, n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // keyEvent is a change under a claim's prefix, timed when the driver's

@@ -208,7 +208,8 @@ func (r *Results) markdown() string {
 		phaseRows(fmt.Sprintf("%d processes: gap phase", n), c.Phases, d.Phases)
 		row(fmt.Sprintf("%d processes: etcd requests per section", n), c.PerSecReq, d.PerSecReq, "")
 		row(fmt.Sprintf("%d processes: CPU per section, tool processes (with their children)", n), c.ToolCPUPerSection, d.ToolCPUPerSection, "ms")
-		row(fmt.Sprintf("%d processes: CPU per section, server", n), c.ServerCPUPerSection, d.ServerCPUPerSection, "ms")
+		row(fmt.Sprintf("%d processes: etcd writes (Raft entries) per section, lease expiries included", n), c.WritesPerSection, d.WritesPerSection, "")
+		row(fmt.Sprintf("%d processes: CPU per section, server, lease expiries included", n), c.ServerCPUPerSection, d.ServerCPUPerSection, "ms")
 		p("| %d processes: overlaps seen | %d of %d | %d of %d | |\n", n, c.Overlaps, c.Sections, d.Overlaps, d.Sections)
 	}
 	if c, d := r.Handoff["claimctl"], r.Handoff["etcdctl"]; c != nil && d != nil && len(c.Gaps) > 0 && len(d.Gaps) > 0 {

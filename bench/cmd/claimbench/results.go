@@ -81,10 +81,15 @@ type Contention struct {
 	// changing load on the machine.
 	RoundGapMedians []float64 `json:"round_gap_medians_ms"`
 	// ToolCPUPerSection is the CPU time of the tool processes (with the
-	// children they reaped) per section; ServerCPUPerSection the server's.
+	// children they reaped) per section; ServerCPUPerSection the
+	// servers', less their idle rate, until the leases granted in the
+	// round had expired (in full mode); WritesPerSection the Raft entries
+	// committed over the same window.
 	ToolCPUPerSection   float64 `json:"tool_cpu_ms_per_section"`
 	ServerCPUPerSection float64 `json:"server_cpu_ms_per_section"`
+	WritesPerSection    float64 `json:"writes_per_section"`
 	toolCPU, serverCPU  time.Duration
+	writes              float64
 	Gaps                []float64     `json:"gaps_ms"`
 	Gap                 stats.Summary `json:"gap"`
 	// PhaseSamples split each gap at the etcd events in between (ms);

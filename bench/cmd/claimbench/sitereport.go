@@ -109,7 +109,8 @@ func (r *Results) siteMarkdown(sb *strings.Builder) {
 			row(fmt.Sprintf("%s: %d processes: handoff gap median", at, n), cl.Gap.Median, et.Gap.Median, "ms")
 			row(fmt.Sprintf("%s: %d processes: handoff gap p90", at, n), cl.Gap.P90, et.Gap.P90, "ms")
 			reqRow(fmt.Sprintf("%s: %d processes: etcd requests per section", at, n), cl.PerSecReq, et.PerSecReq, cl.PerSection.String(), et.PerSection.String())
-			row(fmt.Sprintf("%s: %d processes: members' CPU per section", at, n), cl.ServerCPUPerSection, et.ServerCPUPerSection, "ms")
+			row(fmt.Sprintf("%s: %d processes: etcd writes (Raft entries) per section, lease expiries included", at, n), cl.WritesPerSection, et.WritesPerSection, "")
+			row(fmt.Sprintf("%s: %d processes: members' CPU per section, lease expiries included", at, n), cl.ServerCPUPerSection, et.ServerCPUPerSection, "ms")
 			p("| %s: %d processes: overlaps seen | %d of %d | %d of %d | |\n", at, n, cl.Overlaps, cl.Sections, et.Overlaps, et.Sections)
 		}
 		if u, e := c.Far["claimctl"], c.Far["etcdctl"]; u != nil && e != nil && len(u.Wall) > 0 {
