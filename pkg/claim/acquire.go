@@ -317,7 +317,9 @@ func (c *Client) waitError(ctx context.Context, op string, err error, queued boo
 // create sends the transaction that creates the contender's key and reads
 // the first Limit keys (and a semaphore's slot keys) at the same revision:
 // if the key is among them the claim is held, at one round trip from start
-// (see grantAndCreate). ctx bounds the request.
+// (see grantAndCreate). A mutex contender also reads the two newest keys
+// and the number of keys: its own, just created, and the one just ahead of
+// it, which it watches if it must wait (see queued). ctx bounds the request.
 func (c *Client) create(ctx context.Context, h *Hold, opts AcquireOptions) (*clientv3.TxnResponse, error) {
 	claimPrefix := c.keys.ClaimPrefix(opts.Name)
 	heads := clientv3.OpGet(claimPrefix, clientv3.WithPrefix(),
@@ -325,6 +327,9 @@ func (c *Client) create(ctx context.Context, h *Hold, opts AcquireOptions) (*cli
 	ops := []clientv3.Op{clientv3.OpPut(h.Key, h.Holder.encode(), clientv3.WithLease(h.LeaseID())), heads}
 	if opts.Limit > 1 {
 		ops = append(ops, c.readSlots(opts.Name))
+	} else {
+		ops = append(ops, clientv3.OpGet(claimPrefix, clientv3.WithPrefix(), clientv3.WithKeysOnly(),
+			clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend), clientv3.WithLimit(2)))
 	}
 	// Invariant "own key read now": the key is created by this transaction,
 	// so its revision (h.Revision) is the create revision that names this
@@ -353,11 +358,34 @@ func (c *Client) queued(ctx context.Context, h *Hold, opts AcquireOptions, resp 
 	if opts.NonBlocking {
 		return &BusyError{Name: opts.Name, Holders: front, Limit: opts.Limit}
 	}
-	slots, err := c.wait(ctx, h, opts)
+	slots, err := c.wait(ctx, h, opts, c.createView(h, opts, resp, front))
 	if err != nil {
 		return err
 	}
 	return c.takeSlot(ctx, h, opts, slots)
+}
+
+// createView is what a mutex contender's create read of the keys ahead of
+// its own, for wait to watch from at once: the newest two keys, its own
+// (created by that transaction, so the newest) and the one just ahead, and
+// how many keys there are. Invariant "ahead only shrinks": all at the
+// create's revision, at which its own key was there by construction
+// (invariant "own key read now"). The count is etcd's: a sorted range
+// reads every key of the range and reports how many there are, whatever
+// the limit, and More says that some were left out; a reply in which the
+// two disagree is not trusted (the order is the server's sort, which every
+// etcd release applies to the whole range before the limit). nil for a semaphore, or if the read is not
+// what a create implies, and wait then reads the queue itself.
+func (c *Client) createView(h *Hold, opts AcquireOptions, resp *clientv3.TxnResponse, front []Entry) *queueView {
+	if opts.Limit != 1 || len(resp.Responses) < 3 {
+		return nil
+	}
+	r := resp.Responses[2].GetResponseRange()
+	if r == nil || len(r.Kvs) != 2 || r.Count < 2 || r.More != (r.Count > 2) ||
+		r.Kvs[0].CreateRevision != h.Revision || r.Kvs[1].CreateRevision >= h.Revision {
+		return nil
+	}
+	return &queueView{rev: resp.Header.Revision, older: r.Kvs[1:], ahead: int(r.Count) - 1, front: front}
 }
 
 // busyAlready is the non-blocking acquire's first step: one linearizable

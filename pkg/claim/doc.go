@@ -37,10 +37,13 @@
 // # Waiting and handoff
 //
 // A contender whose key is not among the first Limit waits (Client.wait):
-// it reads the keys older than its own, watches them go, and holds once
-// fewer than Limit are left, without reading the queue again, so a handoff
-// costs the waiter one request: a read of its own key. The proof that it
-// then holds rests on the invariants below. Each has a short name, and
+// it reads the keys older than its own (a mutex contender, only the one just
+// ahead and how many there are, in its create), watches them go, and holds
+// once fewer than Limit are left, so a handoff costs the waiter one
+// request: a read of its own key when its watch proved the turn, or of its
+// own key and the queue, in one transaction, when it did not (the hold
+// ahead ended before recording its acquisition). The proof that it then
+// holds rests on the invariants below. Each has a short name, and
 // every line that enforces one cites it by name, in a comment that starts
 // Invariant "name".
 //
@@ -48,9 +51,9 @@
 // revision, can only go away. etcd revisions only grow, so no key created
 // later is older, and a key created again under the same name is a new,
 // younger key, with another create revision. The waiter reads them in one
-// transaction with the check of its own key and watches from the next
-// revision, so it misses no deletion; a broken watch sends it back to read
-// the queue.
+// transaction with the check of its own key (for a mutex contender's first
+// read, the create that made its key) and watches from the next revision,
+// so it misses no deletion; a broken watch sends it back to read the queue.
 //
 // "acquired_at means first": the metadata of a mutex contender (limit 1)
 // carries acquired_at only once that contender has been proven first. A
@@ -82,8 +85,10 @@
 // place, whatever it reads (etcd issue 19597).
 //
 // "life after wait": a waiter takes its turn only while its lease is proven
-// alive for more than MinLifeAfterWait(TTL), before and after the read of
-// its own key; otherwise it reads the queue again and renews first. runner
+// alive for more than MinLifeAfterWait(TTL) when the read that proves its
+// turn (of its own key, or of the queue with its key) has been answered,
+// and before the read of its own key as well; otherwise it reads the queue
+// again and renews first. runner
 // caps --margin at the same value, so a hold that was handed over still has
 // its deadline ahead when its command starts.
 //

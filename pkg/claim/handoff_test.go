@@ -116,4 +116,35 @@ func TestAWaitedHoldOutlivesMinLifeAfterWait(t *testing.T) {
 			}
 		})
 	}
+	// Third in line behind a hold that never recorded its acquisition: the
+	// watch proves nothing, and the waiter takes its turn from a re-read of
+	// the queue, renewing only if its proof is old. Either way, the same
+	// promise.
+	t.Run("limit 1, behind a hold that left no record", func(t *testing.T) {
+		c := newCluster(t)
+		o := opts("life-unrecorded")
+		holder, err := c.claims(nil).Acquire(ctxT(t, 10*time.Second), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		second := acquireAsync(t, ctxT(t, 30*time.Second), c.claims(nil), o)
+		third := acquireAsync(t, ctxT(t, 30*time.Second), c.claims(nil), o)
+		if err := holder.Release(); err != nil {
+			t.Fatal(err)
+		}
+		r := recv(t, second, "the second in line")
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if err := r.hold.Release(); err != nil {
+			t.Fatal(err)
+		}
+		r = recv(t, third, "the third in line")
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if left, least := boottime.Until(r.hold.Expiry()), claim.MinLifeAfterWait(r.hold.TTL); left <= least {
+			t.Fatalf("the hold that waited is proven alive for %v more; want more than MinLifeAfterWait(%v) = %v", left, r.hold.TTL, least)
+		}
+	})
 }

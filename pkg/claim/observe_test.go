@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -109,7 +110,7 @@ func TestMutexObserve(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			a := newMutexAhead(tc.older)
+			a := newMutexAhead(&queueView{older: tc.older, ahead: len(tc.older)})
 			for i, s := range tc.steps {
 				if got := a.observe(s.events); got != s.want {
 					t.Fatalf("response %d: observe = %v, want %v", i, got, s.want)
@@ -119,6 +120,30 @@ func TestMutexObserve(t *testing.T) {
 				t.Fatalf("holders = %v; a mutex waiter joins nobody", h)
 			}
 		})
+	}
+}
+
+// TestMutexObserveFromTheCreate: the view a mutex contender's create read
+// holds the key just ahead alone, with the number of keys ahead. With more
+// than one ahead, that key's deletion proves nothing (it may have given up
+// with others still ahead) unless its holder recorded its acquisition; with
+// one, it proves the turn.
+func TestMutexObserveFromTheCreate(t *testing.T) {
+	fromCreate := func(ahead int) *mutexAhead {
+		return newMutexAhead(&queueView{older: []*mvccpb.KeyValue{kv(keyB, revB, nil)}, ahead: ahead})
+	}
+	if got := fromCreate(2).observe([]*clientv3.Event{del(keyB)}); got != reread {
+		t.Errorf("two ahead, the one just ahead deleted: observe = %v, want reread", got)
+	}
+	a := fromCreate(2)
+	if got := a.observe([]*clientv3.Event{put(keyB, revB, meta(1, true))}); got != keepWatching {
+		t.Errorf("two ahead, the one just ahead records its acquisition: observe = %v, want keepWatching", got)
+	}
+	if got := a.observe([]*clientv3.Event{del(keyB)}); got != first {
+		t.Errorf("two ahead, the one just ahead deleted after recording its acquisition: observe = %v, want first", got)
+	}
+	if got := fromCreate(1).observe([]*clientv3.Event{del(keyB)}); got != first {
+		t.Errorf("one ahead, deleted: observe = %v, want first", got)
 	}
 }
 
@@ -172,5 +197,41 @@ func TestSemaphoreObserve(t *testing.T) {
 				t.Fatalf("holders = %v, want %v", keys, tc.joined)
 			}
 		})
+	}
+}
+
+// TestCreateViewTakesOnlyWhatACreateImplies: a mutex waiter watches from its
+// create's read only when the reply is what the create implies (its own
+// key newest, the key just ahead older, a count that More agrees with);
+// anything else, and wait reads the queue itself.
+func TestCreateViewTakesOnlyWhatACreateImplies(t *testing.T) {
+	c := &Client{}
+	h := &Hold{Revision: revOwn}
+	reply := func(count int64, more bool, kvs ...*mvccpb.KeyValue) *clientv3.TxnResponse {
+		r := &etcdserverpb.RangeResponse{Kvs: kvs, Count: count, More: more}
+		return &clientv3.TxnResponse{Header: &etcdserverpb.ResponseHeader{Revision: revOwn},
+			Responses: []*etcdserverpb.ResponseOp{{}, {}, {Response: &etcdserverpb.ResponseOp_ResponseRange{ResponseRange: r}}}}
+	}
+	mutex := AcquireOptions{Limit: 1}
+	if v := c.createView(h, mutex, reply(3, true, kv(own, revOwn, nil), kv(keyB, revB, nil)), nil); v == nil || v.ahead != 2 || string(v.older[0].Key) != keyB || v.rev != revOwn {
+		t.Fatalf("a create behind two keys: view %+v, want key b to watch, 2 ahead, at the create's revision", v)
+	}
+	if v := c.createView(h, mutex, reply(2, false, kv(own, revOwn, nil), kv(keyA, revA, nil)), nil); v == nil || v.ahead != 1 {
+		t.Fatalf("a create behind one key: view %+v, want 1 ahead", v)
+	}
+	for name, resp := range map[string]*clientv3.TxnResponse{
+		"a count that More contradicts": reply(2, true, kv(own, revOwn, nil), kv(keyB, revB, nil)),
+		"more keys than the count says": reply(3, false, kv(own, revOwn, nil), kv(keyB, revB, nil)),
+		"one key only":                  reply(1, false, kv(own, revOwn, nil)),
+		"the newest key not its own":    reply(3, true, kv(behind, revBehind, nil), kv(own, revOwn, nil)),
+		"the key ahead not older":       reply(3, true, kv(own, revOwn, nil), kv(behind, revBehind, nil)),
+		"no range at all":               {Header: &etcdserverpb.ResponseHeader{}, Responses: []*etcdserverpb.ResponseOp{{}, {}}},
+	} {
+		if v := c.createView(h, mutex, resp, nil); v != nil {
+			t.Errorf("%s: view %+v; want none, so that wait reads the queue", name, v)
+		}
+	}
+	if v := c.createView(h, AcquireOptions{Limit: 2}, reply(3, true, kv(own, revOwn, nil), kv(keyB, revB, nil)), nil); v != nil {
+		t.Errorf("a semaphore: view %+v; want none (it needs every key ahead)", v)
 	}
 }

@@ -35,6 +35,9 @@ import (
 //	                      lease's ID is chosen by the client); when the Txn
 //	                      overtakes the grant, etcd refuses it and it is
 //	                      sent again                                           (+1 Txn)
+//	queue behind a holder LeaseGrant + Txn (create, read the head, and the
+//	                      key just ahead with the number of keys, which a
+//	                      mutex waiter then watches without reading again)     = 2 (minimum)
 //	run's release         LeaseRevoke (deletes the key with the lease)         = 1 (minimum)
 //	release by token      Range (cluster and key check) + Txn (delete if the
 //	                      key still has the token's revision and lease)
@@ -43,7 +46,8 @@ import (
 //	                      lease) + LeaseKeepAlive                              = 2
 //	handoff               holder: LeaseRevoke; waiter, woken by its watch:
 //	                      Range (its own key, still there now), when the
-//	                      watch proves it first                                = 2 (minimum)
+//	                      watch proves it first, or Txn (its own key and
+//	                      the queue) when it does not                          = 2 (minimum)
 //	semaphore acquire     LeaseGrant + Txn (create, read the head and the
 //	                      slot keys) + Txn (create the lowest free slot key)   = 3
 //	semaphore handoff     holder: LeaseRevoke; waiter: Txn (its own key and
@@ -54,12 +58,13 @@ import (
 // The waiter's watch proves it first when every key older than its own is
 // seen deleted: the next in line knows the holder is the only key ahead when
 // it queued behind it, or when the holder recorded its acquisition
-// (Hold.RecordAcquired, which run sends once the command has started, off the
-// handoff's path); a semaphore waiter counts the deletions of all the keys
-// ahead. The event may reach the waiter late, so one read of its own key
-// proves it still queued now; its lease is proven alive by its last
-// acknowledged renewal. Only when the watch proves nothing does the waiter
-// re-read the queue (a Txn) and renew. A semaphore holder takes its slot
+// (Hold.RecordAcquired, which run sends once the command has run for a
+// second, off the handoff's path); a semaphore waiter counts the deletions
+// of all the keys ahead. The event may reach the waiter late, so one read of
+// its own key proves it still queued now; its lease is proven alive by its
+// last acknowledged renewal. When the watch proves nothing (the hold ahead
+// ended before recording), the waiter re-reads its own key and the queue
+// (a Txn) instead, and renews only if its lease's proof has grown old. A semaphore holder takes its slot
 // (see pkg/claim/slot.go) with one more request, whose read it piggybacks
 // on the request before; a mutex's slot is 0 and costs nothing. Every
 // operation is at its minimum; TestRoundTripBudget fails if a change adds a
@@ -67,16 +72,18 @@ import (
 
 // rtBudget is the most round trips each operation may take.
 var rtBudget = map[string]int{
-	"acquire (uncontended)":                 2,
-	"release (run: revoke)":                 1,
-	"release by token":                      3,
-	"renew by token":                        2,
-	"handoff (next in line)":                2,
-	"handoff (behind a holder that waited)": 2,
-	"acquire (semaphore, uncontended)":      3,
-	"handoff (semaphore)":                   3,
-	"acquire -n (busy)":                     1,
-	"acquire -n (free)":                     3,
+	"acquire (uncontended)":                       2,
+	"release (run: revoke)":                       1,
+	"release by token":                            3,
+	"renew by token":                              2,
+	"queue behind a holder":                       2,
+	"handoff (next in line)":                      2,
+	"handoff (behind a holder that waited)":       2,
+	"handoff (behind a hold that left no record)": 2,
+	"acquire (semaphore, uncontended)":            3,
+	"handoff (semaphore)":                         3,
+	"acquire -n (busy)":                           1,
+	"acquire -n (free)":                           3,
 }
 
 // rtWrites are the requests that write to etcd (a Raft proposal each) on
@@ -359,6 +366,35 @@ func rtQueue(tb testing.TB, waiter rtClient, name string) <-chan *claim.Hold {
 	return rtQueueOpts(tb, waiter, rtOpts(name))
 }
 
+// rtQueueCounted is rtQueue that also returns the requests the waiter
+// sent until it waited in line (Progress), and for rtQuiet after.
+func rtQueueCounted(tb testing.TB, waiter rtClient, name string) (<-chan *claim.Hold, rtCount) {
+	tb.Helper()
+	o := rtOpts(name)
+	queued := make(chan struct{})
+	var once sync.Once
+	o.Progress = func(claim.QueueState) { once.Do(func() { close(queued) }) }
+	out := make(chan *claim.Hold, 1)
+	ctx := rtCtx(tb)
+	go func() {
+		h, err := waiter.Acquire(ctx, o)
+		once.Do(func() { close(queued) })
+		if err != nil {
+			h = nil
+		}
+		out <- h
+	}()
+	select {
+	case <-queued:
+	case <-time.After(10 * time.Second):
+		tb.Fatalf("waiter on %s not queued within 10s", o.Name)
+	}
+	time.Sleep(rtQuiet)
+	n := waiter.n.take()
+	waiter.n.settle(rtQuiet)
+	return out, n
+}
+
 // rtQueueOpts is rtQueue with other acquire options.
 func rtQueueOpts(tb testing.TB, waiter rtClient, o claim.AcquireOptions) <-chan *claim.Hold {
 	tb.Helper()
@@ -450,6 +486,26 @@ func TestRoundTripBudget(t *testing.T) {
 	got["renew by token"] = rtRenewToken(t, b, h.Token())
 	got["release by token"] = rtReleaseToken(t, b, h.Token())
 
+	// Queueing behind a holder: the create reads which key to watch and
+	// how many are ahead, so a mutex waiter sends nothing more before it
+	// watches. The best of a few, as for the uncontended acquire (a create
+	// that overtakes its grant is sent again).
+	for i := range 4 {
+		qh, _ := rtAcquire(t, a, fmt.Sprintf("queue-%d", i))
+		b.n.take()
+		qnext, n := rtQueueCounted(t, b, fmt.Sprintf("queue-%d", i))
+		if best, ok := got["queue behind a holder"]; !ok || n.roundTrips() < best.roundTrips() {
+			got["queue behind a holder"] = n
+		}
+		qh2, _ := rtHandoff(t, a, b, qh, qnext)
+		if err := qh2.Release(); err != nil {
+			t.Fatal(err)
+		}
+		if got["queue behind a holder"].roundTrips() <= rtBudget["queue behind a holder"] {
+			break
+		}
+	}
+
 	h, _ = rtAcquire(t, a, "handoff")
 	next := rtQueue(t, b, "handoff")
 	h2, n := rtHandoff(t, a, b, h, next)
@@ -471,6 +527,23 @@ func TestRoundTripBudget(t *testing.T) {
 	c.n.settle(rtQuiet)
 	h3, n := rtHandoff(t, b, c, h2, third)
 	got["handoff (behind a holder that waited)"] = n
+	if err := h3.Release(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The same, but the hold ahead ended before recording its acquisition
+	// (run records it only once its command has run a second): the watch
+	// cannot prove the turn, so the waiter re-reads its own key and the
+	// queue in one Txn, and renews only when its lease's proof is old,
+	// which it is not. Still one request.
+	h, _ = rtAcquire(t, a, "unrecorded")
+	next = rtQueue(t, b, "unrecorded")
+	third = rtQueue(t, c, "unrecorded")
+	h2, _ = rtHandoff(t, a, b, h, next)
+	b.n.settle(rtQuiet)
+	c.n.settle(rtQuiet)
+	h3, n = rtHandoff(t, b, c, h2, third)
+	got["handoff (behind a hold that left no record)"] = n
 	if err := h3.Release(); err != nil {
 		t.Fatal(err)
 	}

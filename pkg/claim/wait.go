@@ -28,17 +28,24 @@ import (
 // key still there now (the event may have come late, and the key may have
 // been removed meanwhile); its lease is proven alive by the keeper's last
 // acknowledged renewal (see keeper.expiry), which must leave more than
-// MinLifeAfterWait. When the watch proves nothing (a contender ahead gave
-// up, a foreign contender ahead, the watch broke, the lease's proof is
-// old), the waiter re-reads its own key and the keys ahead in one
-// transaction, then renews, so that a waiter whose lease expired while it
-// waited never reports success (etcd issue 19597). The package doc
+// MinLifeAfterWait. When the watch proves nothing (the hold ahead ended
+// before recording its acquisition, a contender ahead gave up, a foreign
+// contender ahead, the watch broke, the lease's proof is old), the waiter
+// re-reads its own key and the keys ahead in one transaction, and renews
+// first if its lease is not proven alive for more than MinLifeAfterWait,
+// so that a waiter whose lease expired while it waited never reports
+// success (etcd issue 19597). The package doc
 // ("Waiting and handoff") names the invariants this rests on.
 //
 // A semaphore waiter reads the slot keys with the request that proves its
 // turn (the own-key read becomes a transaction that also reads them, the
 // re-read gains one range): it returns them for takeSlot, nil for a mutex.
-func (c *Client) wait(ctx context.Context, h *Hold, opts AcquireOptions) (*slotView, error) {
+//
+// A mutex waiter starts from what its create read (view; nil for a
+// semaphore, or when the create's reply did not hold it): the key just
+// ahead and how many keys are ahead, at the create's revision, so that it
+// watches at once, with no read of its own.
+func (c *Client) wait(ctx context.Context, h *Hold, opts AcquireOptions, view *queueView) (*slotView, error) {
 	op := "acquire " + opts.Name
 	kctx, stopKeeper := context.WithCancel(ctx)
 	defer stopKeeper()
@@ -47,7 +54,7 @@ func (c *Client) wait(ctx context.Context, h *Hold, opts AcquireOptions) (*slotV
 	claimPrefix := c.keys.ClaimPrefix(opts.Name)
 	var last QueueState
 	retry := min(max(h.TTL/10, 100*time.Millisecond), time.Second)
-	for {
+	for ; ; view = nil {
 		if ctx.Err() != nil {
 			return nil, c.waitError(ctx, op, ctx.Err(), true)
 		}
@@ -55,6 +62,12 @@ func (c *Client) wait(ctx context.Context, h *Hold, opts AcquireOptions) (*slotV
 		// expiry the waiter has lost its place, whatever it would read.
 		if err := h.lostInQueue(); err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		if view != nil {
+			if verdict, slots, err := c.watchTurn(ctx, h, opts, view, &last); verdict == first || err != nil {
+				return slots, err
+			}
+			continue
 		}
 		// A semaphore waiter needs the values of the keys ahead (their
 		// limits) to check, when its watch proves it eligible, that the
@@ -103,17 +116,27 @@ func (c *Client) wait(ctx context.Context, h *Hold, opts AcquireOptions) (*slotV
 		}
 		if len(older) < opts.Limit {
 			// Invariant "life after wait": the lease's proof may be old
-			// (the watch gave up on it), so the waiter renews before it
-			// holds, and holds with a proof from now.
-			if err := h.keeper.renewOnce(ctx); err != nil {
-				if h.keeper.isGone() {
-					return nil, fmt.Errorf("%s: %w", op, h.lostInQueue())
+			// (the watch gave up on it, the keeper could not renew), and
+			// then the waiter renews before it holds, and holds with a
+			// proof from now. A proof that still leaves more than
+			// MinLifeAfterWait is enough as it is, exactly as in
+			// confirmTurn: it is checked after the read, and a lease
+			// proven alive now was alive at the read (a lease never comes
+			// back). That keeps this path, which a waiter takes whenever
+			// its watch could not prove its turn (the key ahead went
+			// before its holder recorded acquired_at), at one round trip,
+			// like confirmTurn's read.
+			if !h.wellProven() {
+				if err := h.keeper.renewOnce(ctx); err != nil {
+					if h.keeper.isGone() {
+						return nil, fmt.Errorf("%s: %w", op, h.lostInQueue())
+					}
+					if ctx.Err() != nil || !isUnavailable(err) {
+						return nil, c.waitError(ctx, op, err, true)
+					}
+					sleep(ctx, retry)
+					continue
 				}
-				if ctx.Err() != nil || !isUnavailable(err) {
-					return nil, c.waitError(ctx, op, err, true)
-				}
-				sleep(ctx, retry)
-				continue
 			}
 			if ctx.Err() != nil {
 				return nil, c.waitError(ctx, op, ctx.Err(), true)
@@ -125,28 +148,49 @@ func (c *Client) wait(ctx context.Context, h *Hold, opts AcquireOptions) (*slotV
 			}
 			return slots, nil
 		}
-		state := QueueState{Ahead: len(older), Holders: front, Limit: opts.Limit}
-		if opts.Progress != nil && !sameQueue(last, state) {
-			opts.Progress(state)
-		}
-		last = state
-		watched, joined := c.watchAhead(ctx, h, older, resp.Header.Revision, opts.Limit)
-		if watched != first {
-			continue
-		}
-		confirmed, slots, err := c.confirmTurn(ctx, h, joined, opts)
-		if confirmed == first || err != nil {
+		view = &queueView{rev: resp.Header.Revision, older: older, ahead: len(older), front: front}
+		if verdict, slots, err := c.watchTurn(ctx, h, opts, view, &last); verdict == first || err != nil {
 			return slots, err
 		}
 	}
+}
+
+// queueView is what a waiter read of the queue at one revision, in a
+// request that found its own key there (invariant "own key read now"): the
+// keys older than its own (invariant "ahead only shrinks"), or, read by a
+// mutex contender's create, the newest of them alone, and how many there
+// are (ahead); and the first Limit keys (front).
+type queueView struct {
+	rev   int64
+	older []*mvccpb.KeyValue
+	ahead int
+	front []Entry
+}
+
+// watchTurn reports the queue's state (Progress), watches the keys ahead
+// from view's revision on, and confirms the turn when the watch proves it:
+// first, with the slots for a semaphore, when h holds; reread when the
+// wait must read the queue again; or an error that ends the wait.
+func (c *Client) watchTurn(ctx context.Context, h *Hold, opts AcquireOptions, view *queueView, last *QueueState) (verdict, *slotView, error) {
+	state := QueueState{Ahead: view.ahead, Holders: view.front, Limit: opts.Limit}
+	if opts.Progress != nil && !sameQueue(*last, state) {
+		opts.Progress(state)
+	}
+	*last = state
+	watched, joined := c.watchAhead(ctx, h, view, opts.Limit)
+	if watched != first {
+		return reread, nil, nil
+	}
+	return c.confirmTurn(ctx, h, joined, opts)
 }
 
 // MinLifeAfterWait is the proven lease life a waiter must have left to take
 // its turn: more than half the TTL. A waiter whose watch proves its turn
 // holds only while Hold.Expiry is more than MinLifeAfterWait(TTL) away, both
 // before and after the read that confirms it (confirmTurn); otherwise it
-// re-reads the queue and renews first, and then holds with its lease proven
-// from that renewal's send time. So a hold that Acquire returns after
+// re-reads the queue, and holds if the lease is still proven that long once
+// the re-read is answered, or else renews first and holds with its lease
+// proven from that renewal's send time. So a hold that Acquire returns after
 // waiting is proven alive for more than MinLifeAfterWait(TTL), short of a
 // request that took longer than that. It is what a supervisor may rely on:
 // runner caps --margin at it, so the deadline (Expiry - margin) of a hold
@@ -169,10 +213,7 @@ func (c *Client) confirmTurn(ctx context.Context, h *Hold, joined []Entry, opts 
 	// Invariant "life after wait": checked before the read and again after
 	// it, since the key's presence proves nothing about the lease
 	// (invariant "expiry from send times").
-	wellProven := func() bool {
-		return h.lostInQueue() == nil && boottime.Until(h.keeper.expiry()) > MinLifeAfterWait(h.TTL)
-	}
-	if !wellProven() {
+	if !h.wellProven() {
 		return reread, nil, nil
 	}
 	// Invariant "own key read now": the event may be late; the read is not.
@@ -182,7 +223,7 @@ func (c *Client) confirmTurn(ctx context.Context, h *Hold, joined []Entry, opts 
 	case !intact:
 		h.keeper.markGone()
 		return reread, nil, fmt.Errorf("%s: %w", op, h.lostInQueue())
-	case !wellProven():
+	case !h.wellProven():
 		return reread, nil, nil
 	default:
 		// Invariant "one limit per claim": the holders the watch says it
@@ -227,6 +268,13 @@ func isOwnKey(h *Hold, kvs []*mvccpb.KeyValue) bool {
 	return len(kvs) == 1 && kvs[0].CreateRevision == h.Revision && kvs[0].Lease == h.Lease
 }
 
+// wellProven reports whether a waiter's lease is proven alive for more than
+// MinLifeAfterWait from now (invariant "life after wait"), enough to take
+// its turn without renewing first.
+func (h *Hold) wellProven() bool {
+	return h.lostInQueue() == nil && boottime.Until(h.keeper.expiry()) > MinLifeAfterWait(h.TTL)
+}
+
 // lostInQueue says why a waiter cannot go on, or nil while it can: its lease
 // is gone, or it could not be renewed in time to prove it alive.
 func (h *Hold) lostInQueue() error {
@@ -256,7 +304,7 @@ func (h *Hold) lostInQueue() error {
 // handoff under contention, measured) for the sake of a key deleted behind
 // claimctl's back. A semaphore waiter watches the claim's range for
 // deletions, its own key included.
-func (c *Client) watchAhead(ctx context.Context, h *Hold, older []*mvccpb.KeyValue, rev int64, limit int) (verdict, []Entry) {
+func (c *Client) watchAhead(ctx context.Context, h *Hold, view *queueView, limit int) (verdict, []Entry) {
 	// A watch can go silent without failing: a stream left stuck on a
 	// connection that a partition broke mid-frame, while renewals find
 	// other endpoints. Nothing would then wake the waiter (TestNemesis found
@@ -268,15 +316,15 @@ func (c *Client) watchAhead(ctx context.Context, h *Hold, older []*mvccpb.KeyVal
 	defer cancel()
 	// Invariant "ahead only shrinks": from the revision after the read, so
 	// that no deletion is missed, however late the watch is set up.
-	from := clientv3.WithRev(rev + 1)
+	from := clientv3.WithRev(view.rev + 1)
 	var watched ahead
 	var events clientv3.WatchChan
 	if limit == 1 {
-		m := newMutexAhead(older)
+		m := newMutexAhead(view)
 		watched = m
 		events = c.etcd.Watch(wctx, string(m.next.Key), from)
 	} else {
-		watched = newSemaphoreAhead(h.Key, older, limit)
+		watched = newSemaphoreAhead(h.Key, view.older, limit)
 		events = c.etcd.Watch(wctx, c.keys.ClaimPrefix(h.Name), clientv3.WithPrefix(), from, clientv3.WithFilterPut())
 	}
 	proofEnds := time.NewTimer(max(boottime.Until(h.keeper.expiry()), 0))
@@ -344,8 +392,8 @@ type mutexAhead struct {
 	nextIsLast bool
 }
 
-func newMutexAhead(older []*mvccpb.KeyValue) *mutexAhead {
-	return &mutexAhead{next: older[len(older)-1], nextIsLast: len(older) == 1}
+func newMutexAhead(view *queueView) *mutexAhead {
+	return &mutexAhead{next: view.older[len(view.older)-1], nextIsLast: view.ahead == 1}
 }
 
 // observe returns first when next, known to be the last key ahead, is
