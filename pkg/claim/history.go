@@ -427,9 +427,11 @@ func replay(ks Keyspace, name string, base int64, baseKVs []*mvccpb.KeyValue, ev
 		case hd != nil && hd.AcquiredAt != nil:
 			h.TakenAt = *hd.AcquiredAt
 			h.Waited = max(hd.AcquiredAt.Sub(hd.QueuedAt), 0)
-		case h.Held && hd != nil && (h.TakenRevision == h.CreateRevision || h.TakenRevision == 0 && h.BeforeHistory):
-			// It did not wait (or, from before the history, recorded no
-			// wait: claimctl records every wait once it holds).
+		case h.Held && hd != nil && h.TakenRevision == h.CreateRevision:
+			// It did not wait. (A hold from before the history that
+			// recorded no wait may still have waited: run records its
+			// acquisition only once its command has run a second. Its
+			// taking stays unknown.)
 			h.TakenAt, h.Waited = hd.QueuedAt, 0
 		}
 		if h.Held && h.TakenAt.IsZero() && h.TakenRevision > 0 {

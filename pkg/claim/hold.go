@@ -61,11 +61,13 @@ func (h *Hold) waited() {
 // RecordAcquired writes the acquisition time into the hold's key, if Acquire
 // had to wait for the claim (an uncontended hold's queued_at is its
 // acquisition time). It is off the handoff's critical path: run calls it once
-// the command has started, acquire before printing the token. Besides telling
-// status since when the claim is held, the write tells the contender queued
-// right behind that nobody is ahead of this hold any more, so that this
-// hold's release makes it first without reading the queue (see
-// Client.watchAhead).
+// the command has run for a second (not at all for a shorter hold, to save
+// the write), acquire before printing the token. Besides telling status
+// since when the claim is held, the write tells the contender queued right
+// behind that nobody is ahead of this hold any more, so that this hold's
+// release makes it first with a read of its own key alone (see
+// Client.watchAhead); without it, that contender reads its key and the
+// queue, in the same one round trip.
 //
 // The write is guarded by the key's create revision and lease, so it can
 // never touch a later holder's key. If the guard fails, the hold is gone

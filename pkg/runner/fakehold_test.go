@@ -34,6 +34,7 @@ type fakeHold struct {
 	silent   bool // renewals go unacknowledged
 	lostErr  error
 	released int
+	recorded int // RecordAcquired calls
 }
 
 func newFakeHold(ttl time.Duration) *fakeHold {
@@ -74,10 +75,22 @@ func (f *fakeHold) Keep(ctx context.Context) {
 	}()
 }
 
-func (f *fakeHold) RecordAcquired(context.Context) error { return nil }
-func (f *fakeHold) Renewed() <-chan struct{}             { return f.renewed }
-func (f *fakeHold) Lost() <-chan struct{}                { return f.lost }
-func (f *fakeHold) Verify(context.Context) error         { return f.LostReason() }
+func (f *fakeHold) Renewed() <-chan struct{}     { return f.renewed }
+func (f *fakeHold) Lost() <-chan struct{}        { return f.lost }
+func (f *fakeHold) Verify(context.Context) error { return f.LostReason() }
+
+func (f *fakeHold) RecordAcquired(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.recorded++
+	return nil
+}
+
+func (f *fakeHold) records() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.recorded
+}
 
 func (f *fakeHold) LostReason() error {
 	f.mu.Lock()

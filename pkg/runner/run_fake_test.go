@@ -176,3 +176,17 @@ func TestRunMinHoldEndsWithTheLoss(t *testing.T) {
 	}
 	wantEvents(t, r, "command_started", "command_exited")
 }
+
+// TestRunRecordsTheAcquisitionOnlyForACommandThatLasts: the record of the
+// acquisition (one etcd write) is made once the command has run for a
+// second, and not at all for a command that is over sooner.
+func TestRunRecordsTheAcquisitionOnlyForACommandThatLasts(t *testing.T) {
+	short := runScript(t, fakeTTL, fakeConfig(), "exit 0", nil)
+	if n := short.hold.records(); n != 0 {
+		t.Errorf("a command that exited at once: the acquisition was recorded %d times, want never", n)
+	}
+	long := runScript(t, fakeTTL, fakeConfig(), "exec sleep 3", nil)
+	if n := long.hold.records(); n != 1 {
+		t.Errorf("a command that ran 3s: the acquisition was recorded %d times, want once", n)
+	}
+}

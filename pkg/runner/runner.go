@@ -192,6 +192,19 @@ func ValidateMargin(ttl, margin time.Duration) error {
 	return nil
 }
 
+// recordAfter is how long the command runs before the run records its
+// acquisition (Hold.RecordAcquired, one Raft entry). The record tells
+// status and history since when a hold that waited has held the claim, and
+// tells the waiter queued behind that its turn comes with this hold's
+// release, which then spares it a read of the queue. A command that ends
+// sooner leaves no record: status showed its hold with its wait counted in
+// for that second, history bounds its start by revisions, and the waiter
+// behind proves its turn with one read of its own key and the queue, one
+// round trip like the read it makes otherwise. A busy claim of short
+// commands (a deploy queue, a test farm) saves a write per handoff: one of
+// the four a hold costs the cluster.
+const recordAfter = time.Second
+
 // Run starts the child, keeps the hold, enforces the deadline, forwards
 // signals, and releases the claim only once the child's whole group is gone.
 // It returns an error only when the child could not be started (a
@@ -243,11 +256,19 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	defer stopKeeping()
 	h.Keep(kctx)
 	s.lost = h.Lost()
-	// Off the handoff's critical path: the command is already running.
+	// Off the handoff's critical path: the command is already running. And
+	// only once it has run for recordAfter (see there).
 	rctx, stopRecording := context.WithCancel(kctx)
 	recorded := make(chan struct{})
 	go func() {
 		defer close(recorded)
+		t := time.NewTimer(recordAfter)
+		defer t.Stop()
+		select {
+		case <-rctx.Done():
+			return
+		case <-t.C:
+		}
 		_ = h.RecordAcquired(rctx) // a failure marks the hold lost
 	}()
 	defer func() {

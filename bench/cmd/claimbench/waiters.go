@@ -36,8 +36,8 @@ type contender interface {
 
 // claimContender does what `claimctl run` does around its child: Acquire,
 // Keep (renewals and a watch on its own key), RecordAcquired in the
-// background (run sends it once the child has started), and Release
-// (revoke).
+// background once the hold has lasted recordAfter (as run does once its
+// child has run that long), and Release (revoke).
 type claimContender struct {
 	cli  *clientv3.Client
 	c    *claim.Client
@@ -55,9 +55,21 @@ func (cc *claimContender) lock(ctx context.Context) error {
 	kctx, stop := context.WithCancel(context.Background())
 	cc.stop = stop
 	h.Keep(kctx)
-	go h.RecordAcquired(kctx)
+	go func() {
+		t := time.NewTimer(recordAfter)
+		defer t.Stop()
+		select {
+		case <-kctx.Done():
+		case <-t.C:
+			_ = h.RecordAcquired(kctx)
+		}
+	}()
 	return nil
 }
+
+// recordAfter is pkg/runner's: how long run's command runs before the run
+// records its acquisition.
+const recordAfter = time.Second
 
 func (cc *claimContender) unlock() error {
 	err := cc.hold.Release()
