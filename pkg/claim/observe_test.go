@@ -57,6 +57,8 @@ func (v verdict) String() string {
 		return "reread"
 	case first:
 		return "first"
+	case nextGone:
+		return "nextGone"
 	}
 	return "verdict(?)"
 }
@@ -79,7 +81,7 @@ func TestMutexObserve(t *testing.T) {
 		{"the only key ahead deleted", alone,
 			[]step{{[]*clientv3.Event{del(keyA)}, first}}},
 		{"a next that is not last deleted", second,
-			[]step{{[]*clientv3.Event{del(keyB)}, reread}}},
+			[]step{{[]*clientv3.Event{del(keyB)}, nextGone}}},
 		{"next records its acquisition, then is deleted", second, []step{
 			{[]*clientv3.Event{put(keyB, revB, meta(1, true))}, keepWatching},
 			{[]*clientv3.Event{del(keyB)}, first}}},
@@ -87,24 +89,24 @@ func TestMutexObserve(t *testing.T) {
 			[]step{{[]*clientv3.Event{put(keyB, revB, meta(1, true)), del(keyB)}, first}}},
 		{"a limit-2 holder's acquired_at put proves nothing", second, []step{
 			{[]*clientv3.Event{put(keyB, revB, meta(2, true))}, keepWatching},
-			{[]*clientv3.Event{del(keyB)}, reread}}},
+			{[]*clientv3.Event{del(keyB)}, nextGone}}},
 		{"a put with another create revision proves nothing", second, []step{
 			{[]*clientv3.Event{put(keyB, revBehind, meta(1, true))}, keepWatching},
-			{[]*clientv3.Event{del(keyB)}, reread}}},
+			{[]*clientv3.Event{del(keyB)}, nextGone}}},
 		{"a put without acquired_at (a --force mark) proves nothing", second, []step{
 			{[]*clientv3.Event{put(keyB, revB, meta(1, false))}, keepWatching},
-			{[]*clientv3.Event{del(keyB)}, reread}}},
+			{[]*clientv3.Event{del(keyB)}, nextGone}}},
 		{"a foreign value (etcdctl lock) proves nothing", second, []step{
 			{[]*clientv3.Event{put(keyB, revB, nil)}, keepWatching},
-			{[]*clientv3.Event{del(keyB)}, reread}}},
+			{[]*clientv3.Event{del(keyB)}, nextGone}}},
 		{"metadata that is not claimctl's proves nothing", second, []step{
 			{[]*clientv3.Event{put(keyB, revB, []byte(`{"acquired_at":"2026-01-01T00:00:00Z","limit":1`))}, keepWatching},
-			{[]*clientv3.Event{del(keyB)}, reread}}},
+			{[]*clientv3.Event{del(keyB)}, nextGone}}},
 		{"a progress notification (no events)", alone,
 			[]step{{nil, keepWatching}, {[]*clientv3.Event{del(keyA)}, first}}},
 		{"events for keys it does not watch", second, []step{
 			{[]*clientv3.Event{del(keyA), del(own), put(keyA, revA, meta(1, true))}, keepWatching},
-			{[]*clientv3.Event{del(keyB)}, reread}}},
+			{[]*clientv3.Event{del(keyB)}, nextGone}}},
 		{"the last key ahead re-created after its deletion", alone,
 			[]step{{[]*clientv3.Event{del(keyA), put(keyA, revBehind, meta(1, false))}, first}}},
 	}
@@ -132,8 +134,8 @@ func TestMutexObserveFromTheCreate(t *testing.T) {
 	fromCreate := func(ahead int) *mutexAhead {
 		return newMutexAhead(&queueView{older: []*mvccpb.KeyValue{kv(keyB, revB, nil)}, ahead: ahead})
 	}
-	if got := fromCreate(2).observe([]*clientv3.Event{del(keyB)}); got != reread {
-		t.Errorf("two ahead, the one just ahead deleted: observe = %v, want reread", got)
+	if got := fromCreate(2).observe([]*clientv3.Event{del(keyB)}); got != nextGone {
+		t.Errorf("two ahead, the one just ahead deleted: observe = %v, want nextGone", got)
 	}
 	a := fromCreate(2)
 	if got := a.observe([]*clientv3.Event{put(keyB, revB, meta(1, true))}); got != keepWatching {

@@ -28,13 +28,15 @@ import (
 // key still there now (the event may have come late, and the key may have
 // been removed meanwhile); its lease is proven alive by the keeper's last
 // acknowledged renewal (see keeper.expiry), which must leave more than
-// MinLifeAfterWait. When the watch proves nothing (the hold ahead ended
-// before recording its acquisition, a contender ahead gave up, a foreign
-// contender ahead, the watch broke, the lease's proof is old), the waiter
-// re-reads its own key and the keys ahead in one transaction, and renews
-// first if its lease is not proven alive for more than MinLifeAfterWait,
-// so that a waiter whose lease expired while it waited never reports
-// success (etcd issue 19597). The package doc
+// MinLifeAfterWait. When a mutex waiter's key ahead goes without having
+// recorded its acquisition (a short hold, a contender ahead that gave up, a
+// foreign contender), the read is of its own key and the newest key older
+// than it, in one transaction (confirmNoneAhead). When the watch proves
+// nothing (it broke, the lease's proof is old), the waiter re-reads its own
+// key and the keys ahead in one transaction, and renews first if its lease
+// is not proven alive for more than MinLifeAfterWait, so that a waiter
+// whose lease expired while it waited never reports success (etcd issue
+// 19597). The package doc
 // ("Waiting and handoff") names the invariants this rests on.
 //
 // A semaphore waiter reads the slot keys with the request that proves its
@@ -122,10 +124,8 @@ func (c *Client) wait(ctx context.Context, h *Hold, opts AcquireOptions, view *q
 			// MinLifeAfterWait is enough as it is, exactly as in
 			// confirmTurn: it is checked after the read, and a lease
 			// proven alive now was alive at the read (a lease never comes
-			// back). That keeps this path, which a waiter takes whenever
-			// its watch could not prove its turn (the key ahead went
-			// before its holder recorded acquired_at), at one round trip,
-			// like confirmTurn's read.
+			// back). That keeps this path at one round trip, like
+			// confirmTurn's read.
 			if !h.wellProven() {
 				if err := h.keeper.renewOnce(ctx); err != nil {
 					if h.keeper.isGone() {
@@ -177,11 +177,13 @@ func (c *Client) watchTurn(ctx context.Context, h *Hold, opts AcquireOptions, vi
 		opts.Progress(state)
 	}
 	*last = state
-	watched, joined := c.watchAhead(ctx, h, view, opts.Limit)
-	if watched != first {
-		return reread, nil, nil
+	switch watched, joined := c.watchAhead(ctx, h, view, opts.Limit); watched {
+	case first:
+		return c.confirmTurn(ctx, h, joined, opts)
+	case nextGone:
+		return c.confirmNoneAhead(ctx, h, opts)
 	}
-	return c.confirmTurn(ctx, h, joined, opts)
+	return reread, nil, nil
 }
 
 // MinLifeAfterWait is the proven lease life a waiter must have left to take
@@ -239,6 +241,48 @@ func (c *Client) confirmTurn(ctx context.Context, h *Hold, joined []Entry, opts 
 	}
 }
 
+// confirmNoneAhead finishes a mutex wait whose watched key went while other
+// keys may have been ahead of it (nextGone): one transaction reads, if the
+// waiter's key is still there with its create revision and lease
+// (invariant "own key read now"), the newest key older than it, keys only.
+// None means the waiter is first at that read (invariant "ahead only
+// shrinks"), and it holds if its lease is proven alive for more than
+// MinLifeAfterWait once the read is answered (invariant "life after
+// wait"). Otherwise the wait reads the queue again, which finds the key to
+// watch next, or renews first. It is the wait's re-read with less in it:
+// no values and no front of the queue, which a waiter behind a short hold
+// (one that never recorded its acquisition) reads on every handoff.
+func (c *Client) confirmNoneAhead(ctx context.Context, h *Hold, opts AcquireOptions) (verdict, *slotView, error) {
+	op := "acquire " + opts.Name
+	if !h.wellProven() {
+		return reread, nil, nil
+	}
+	// Invariant "expiry from send times": an answer after the lease's
+	// proven expiry proves nothing.
+	rctx, cancel := context.WithTimeout(ctx, min(c.timeout, max(boottime.Until(h.keeper.expiry()), 0)))
+	defer cancel()
+	resp, err := c.etcd.Txn(rctx).
+		If(clientv3.Compare(clientv3.CreateRevision(h.Key), "=", h.Revision),
+			clientv3.Compare(clientv3.LeaseValue(h.Key), "=", h.LeaseID())).
+		Then(clientv3.OpGet(c.keys.ClaimPrefix(opts.Name), clientv3.WithPrefix(), clientv3.WithKeysOnly(),
+			clientv3.WithMaxCreateRev(h.Revision-1),
+			clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend), clientv3.WithLimit(1))).
+		Commit()
+	switch {
+	case err != nil:
+		return reread, nil, nil // the re-read retries, or reports why it cannot
+	case !resp.Succeeded:
+		h.keeper.markGone()
+		return reread, nil, fmt.Errorf("%s: %w", op, h.lostInQueue())
+	case len(resp.Responses[0].GetResponseRange().Kvs) > 0, !h.wellProven():
+		return reread, nil, nil
+	case ctx.Err() != nil:
+		return reread, nil, c.waitError(ctx, op, ctx.Err(), true)
+	}
+	h.waited() // Invariant "acquired_at means first": proven first just now.
+	return first, nil, nil
+}
+
 // ownKeyIntact reads h's key: it is intact if it still has h's create
 // revision and lease. A semaphore waiter's read is a transaction that also
 // reads the slot keys, which it returns.
@@ -291,8 +335,10 @@ func (h *Hold) lostInQueue() error {
 // depends on was deleted, the watch broke, the lease's proof ran out (no
 // renewal acknowledged for a TTL), or ctx ended. It returns first when the
 // events alone prove h eligible (see the observe methods), with the holders
-// it would join; otherwise reread, and the caller reads the queue again, so
-// returning early is always safe. It never returns keepWatching.
+// it would join; nextGone when a mutex waiter's key ahead went and a read
+// must tell whether any other is left; otherwise reread, and the caller
+// reads the queue again, so returning early is always safe. It never
+// returns keepWatching.
 //
 // A mutex waiter watches the key just ahead alone, so a release wakes one
 // waiter and sends it one event. A removal of its own key while it waits is
@@ -349,8 +395,8 @@ func (c *Client) watchAhead(ctx context.Context, h *Hold, view *queueView, limit
 			switch v := watched.observe(wr.Events); v {
 			case first:
 				return first, watched.holders(c)
-			case reread:
-				return reread, nil
+			case reread, nextGone:
+				return v, nil
 			}
 		}
 	}
@@ -363,12 +409,16 @@ const (
 	// keepWatching: nothing is proven yet; wait for more events.
 	keepWatching verdict = iota
 	// reread: the events show a change they cannot follow (the waiter's own
-	// key gone, a key ahead gone while others may remain); read the queue
+	// key gone, the watch broken), or a confirmation failed; read the queue
 	// again.
 	reread
 	// first: the waiter's turn, among the first Limit keys (the first key,
 	// for a mutex); confirmTurn then proves it still holds now.
 	first
+	// nextGone: a mutex waiter's key just ahead was deleted while other
+	// keys may remain ahead of it (its holder had not recorded its
+	// acquisition); confirmNoneAhead then reads whether any does.
+	nextGone
 )
 
 // ahead is what a waiter knows of the keys older than its own. That set was
@@ -397,8 +447,8 @@ func newMutexAhead(view *queueView) *mutexAhead {
 }
 
 // observe returns first when next, known to be the last key ahead, is
-// deleted; reread when next is deleted while others may remain ahead of it;
-// keepWatching otherwise. Events for other keys (the watch is on next alone)
+// deleted; nextGone when next is deleted while others may remain ahead of
+// it; keepWatching otherwise. Events for other keys (the watch is on next alone)
 // prove nothing.
 func (a *mutexAhead) observe(events []*clientv3.Event) verdict {
 	for _, ev := range events {
@@ -407,7 +457,7 @@ func (a *mutexAhead) observe(events []*clientv3.Event) verdict {
 		case ev.Type == clientv3.EventTypeDelete && a.nextIsLast:
 			return first // Invariant "ahead only shrinks": the last key ahead is gone.
 		case ev.Type == clientv3.EventTypeDelete:
-			return reread
+			return nextGone
 		case ev.Kv.CreateRevision == a.next.CreateRevision && recordsAcquisition(ev.Kv.Value):
 			// Invariant "acquired_at means first": next was first when it
 			// wrote this, so no key is ahead of it; a put with another
