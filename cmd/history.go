@@ -55,8 +55,9 @@ How a hold ended, and what each word proves:
 Nothing in etcd's history can prove an expiry, so "expired" is never shown.
 
 Revisions carry no time. Times come from the contenders' own timestamps
-(queued_at, and acquired_at for a hold taken after waiting): "taken" is the
-holder's own clock; an end is "by T" when a later timestamp bounds it, or
+(queued_at, and acquired_at for a hold taken after waiting that lasted a
+second or more): "taken" is the holder's own clock, or a span when it left
+no acquired_at; an end is "by T" when a later timestamp bounds it, or
 "after T" when only an earlier one does, give or take one request's latency
 and the clock skew between hosts.`,
 		Example: `  claimctl history deploy
