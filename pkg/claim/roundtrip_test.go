@@ -370,7 +370,20 @@ func rtQueue(tb testing.TB, waiter rtClient, name string) <-chan *claim.Hold {
 // sent until it waited in line (Progress), and for rtQuiet after.
 func rtQueueCounted(tb testing.TB, waiter rtClient, name string) (<-chan *claim.Hold, rtCount) {
 	tb.Helper()
-	o := rtOpts(name)
+	return rtQueueCountedOpts(tb, waiter, rtOpts(name))
+}
+
+// rtQueueOpts is rtQueue with other acquire options.
+func rtQueueOpts(tb testing.TB, waiter rtClient, o claim.AcquireOptions) <-chan *claim.Hold {
+	tb.Helper()
+	out, _ := rtQueueCountedOpts(tb, waiter, o)
+	return out
+}
+
+// rtQueueCountedOpts starts waiter's Acquire with o, returns once it waits
+// in line with its watches set up, and counts what it sent until then.
+func rtQueueCountedOpts(tb testing.TB, waiter rtClient, o claim.AcquireOptions) (<-chan *claim.Hold, rtCount) {
+	tb.Helper()
 	queued := make(chan struct{})
 	var once sync.Once
 	o.Progress = func(claim.QueueState) { once.Do(func() { close(queued) }) }
@@ -393,31 +406,6 @@ func rtQueueCounted(tb testing.TB, waiter rtClient, name string) (<-chan *claim.
 	n := waiter.n.take()
 	waiter.n.settle(rtQuiet)
 	return out, n
-}
-
-// rtQueueOpts is rtQueue with other acquire options.
-func rtQueueOpts(tb testing.TB, waiter rtClient, o claim.AcquireOptions) <-chan *claim.Hold {
-	tb.Helper()
-	queued := make(chan struct{})
-	var once sync.Once
-	o.Progress = func(claim.QueueState) { once.Do(func() { close(queued) }) }
-	out := make(chan *claim.Hold, 1)
-	ctx := rtCtx(tb)
-	go func() {
-		h, err := waiter.Acquire(ctx, o)
-		once.Do(func() { close(queued) })
-		if err != nil {
-			h = nil
-		}
-		out <- h
-	}()
-	select {
-	case <-queued:
-	case <-time.After(10 * time.Second):
-		tb.Fatalf("waiter on %s not queued within 10s", o.Name)
-	}
-	waiter.n.settle(rtQuiet)
-	return out
 }
 
 // rtHandoff releases the holder's hold (as run does) and waits until the
