@@ -374,8 +374,9 @@ func (c *Client) queued(ctx context.Context, h *Hold, opts AcquireOptions, resp 
 // reads every key of the range and reports how many there are, whatever
 // the limit, and More says that some were left out; a reply in which the
 // two disagree is not trusted (the order is the server's sort, which every
-// etcd release applies to the whole range before the limit). nil for a semaphore, or if the read is not
-// what a create implies, and wait then reads the queue itself.
+// etcd release applies to the whole range before the limit). nil for a
+// semaphore, or if the read is not what a create implies, and wait then
+// reads the queue itself.
 func (c *Client) createView(h *Hold, opts AcquireOptions, resp *clientv3.TxnResponse, front []Entry) *queueView {
 	if opts.Limit != 1 || len(resp.Responses) < 3 {
 		return nil

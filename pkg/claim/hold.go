@@ -67,7 +67,8 @@ func (h *Hold) waited() {
 // behind that nobody is ahead of this hold any more, so that this hold's
 // release makes it first with a read of its own key alone (see
 // Client.watchAhead); without it, that contender reads its key and the
-// queue, in the same one round trip.
+// newest key older than it, in the same one round trip
+// (Client.confirmNoneAhead).
 //
 // The write is guarded by the key's create revision and lease, so it can
 // never touch a later holder's key. If the guard fails, the hold is gone

@@ -199,8 +199,8 @@ func ValidateMargin(ttl, margin time.Duration) error {
 // release, which then spares it a read of the queue. A command that ends
 // sooner leaves no record: status showed its hold with its wait counted in
 // for that second, history bounds its start by revisions, and the waiter
-// behind proves its turn with one read of its own key and the queue, one
-// round trip like the read it makes otherwise. A busy claim of short
+// behind proves its turn with one read of its own key and the newest key
+// older than it, one round trip like the read it makes otherwise. A busy claim of short
 // commands (a deploy queue, a test farm) saves a write per handoff: one of
 // the four a hold costs the cluster.
 const recordAfter = time.Second
