@@ -266,6 +266,12 @@ func (c *Child) supervise(path string, argv []string, attr *syscall.ProcAttr, st
 	}
 	close(c.groupDone)
 	if c.guard != nil {
+		// Let the caller, whom closing groupDone made the next goroutine
+		// to run on this P, release the claim first: blocked in wait4, this
+		// goroutine would keep it from running until the guardian exits or
+		// the runtime takes the P back (80-100 us of the holder's side of a
+		// handoff, measured).
+		runtime.Gosched()
 		c.guard.reap()
 	}
 	close(c.finished)
