@@ -14,12 +14,14 @@ import (
 )
 
 // requestStep is one request or step of a handoff, timed alone: prep (not
-// timed) sets up what it needs, run is timed. Each returns a lease to revoke
-// afterwards (untimed), or 0.
+// timed) sets up what it needs, run is timed, or, for a step that times only
+// part of what it does, timed reports its own duration. Each returns a lease
+// to revoke afterwards (untimed), or 0.
 type requestStep struct {
-	kind string
-	prep func(ctx context.Context, key string) (clientv3.LeaseID, error)
-	run  func(ctx context.Context, key string, lease clientv3.LeaseID) (clientv3.LeaseID, error)
+	kind  string
+	prep  func(ctx context.Context, key string) (clientv3.LeaseID, error)
+	run   func(ctx context.Context, key string, lease clientv3.LeaseID) (clientv3.LeaseID, error)
+	timed func(ctx context.Context, key string, lease clientv3.LeaseID) (clientv3.LeaseID, time.Duration, error)
 }
 
 // requests times, one at a time from the driver against the same server,
@@ -32,6 +34,12 @@ func (b *bench) requests(ctx context.Context) error {
 		return err
 	}
 	defer cli.Close()
+	// The waiter's own connection, for the reads after a release.
+	waiter, err := clientv3.New(clientv3.Config{Endpoints: []string{b.srv.URL}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return err
+	}
+	defer waiter.Close()
 	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
 		return err
@@ -54,48 +62,90 @@ func (b *bench) requests(ctx context.Context) error {
 			_, _ = cli.Revoke(ctx, lease)
 		}
 	}
+	// readAfter times a waiter's read of key sent as soon as the event of
+	// key's deletion by release arrives: a handoff's confirming read, right
+	// after the release was applied. On etcd v3.7 a LeaseRevoke commits the
+	// backend when it is applied (it deletes the lease's record), which
+	// holds the backend's read lock; a DeleteRange does not (docs/benchmarks.md,
+	// "The release's cost in etcd v3.7.3").
+	readAfter := func(release func(ctx context.Context, key string, lease clientv3.LeaseID) (clientv3.LeaseID, error)) func(context.Context, string, clientv3.LeaseID) (clientv3.LeaseID, time.Duration, error) {
+		return func(ctx context.Context, key string, lease clientv3.LeaseID) (clientv3.LeaseID, time.Duration, error) {
+			wctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			events := waiter.Watch(wctx, key, clientv3.WithCreatedNotify())
+			if wr := <-events; !wr.Created {
+				return lease, 0, fmt.Errorf("watch of %s not created: %v", key, wr.Err())
+			}
+			released := make(chan error, 1)
+			go func() {
+				var err error
+				lease, err = release(ctx, key, lease)
+				released <- err
+			}()
+			for deleted := false; !deleted; {
+				wr, ok := <-events
+				if !ok || wr.Err() != nil {
+					<-released
+					return lease, 0, fmt.Errorf("watch of %s ended before the deletion: %v", key, wr.Err())
+				}
+				deleted = len(wr.Events) > 0
+			}
+			t0 := time.Now()
+			_, err := waiter.Get(ctx, key)
+			d := time.Since(t0)
+			if rerr := <-released; err == nil {
+				err = rerr
+			}
+			return lease, d, err
+		}
+	}
+	revoke := func(ctx context.Context, _ string, lease clientv3.LeaseID) (clientv3.LeaseID, error) {
+		_, err := cli.Revoke(ctx, lease)
+		if err != nil {
+			return lease, err
+		}
+		return 0, nil
+	}
+	deleteKey := func(ctx context.Context, key string, lease clientv3.LeaseID) (clientv3.LeaseID, error) {
+		_, err := cli.Delete(ctx, key)
+		return lease, err
+	}
 	steps := []requestStep{
-		{"Range (linearizable read of one key)", withKey,
-			func(ctx context.Context, key string, lease clientv3.LeaseID) (clientv3.LeaseID, error) {
+		{kind: "Range (linearizable read of one key)", prep: withKey,
+			run: func(ctx context.Context, key string, lease clientv3.LeaseID) (clientv3.LeaseID, error) {
 				_, err := cli.Get(ctx, key)
 				return lease, err
 			}},
-		{"Txn, read-only (waiter's re-check: compare + 2 ranges)", withKey,
-			func(ctx context.Context, key string, lease clientv3.LeaseID) (clientv3.LeaseID, error) {
+		{kind: "Txn, read-only (waiter's re-check: compare + 2 ranges)", prep: withKey,
+			run: func(ctx context.Context, key string, lease clientv3.LeaseID) (clientv3.LeaseID, error) {
 				_, err := cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), ">", 0)).
 					Then(clientv3.OpGet(pfx, clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithLimit(1)),
 						clientv3.OpGet(pfx, clientv3.WithPrefix(), clientv3.WithLimit(1))).Commit()
 				return lease, err
 			}},
-		{"Txn with a put (acquired_at write: compare + put)", withKey,
-			func(ctx context.Context, key string, lease clientv3.LeaseID) (clientv3.LeaseID, error) {
+		{kind: "Txn with a put (acquired_at write: compare + put)", prep: withKey,
+			run: func(ctx context.Context, key string, lease clientv3.LeaseID) (clientv3.LeaseID, error) {
 				_, err := cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), ">", 0)).
 					Then(clientv3.OpPut(key, `{"acquired_at":"now"}`, clientv3.WithIgnoreLease())).Commit()
 				return lease, err
 			}},
-		{"LeaseGrant", func(context.Context, string) (clientv3.LeaseID, error) { return 0, nil },
-			func(ctx context.Context, _ string, _ clientv3.LeaseID) (clientv3.LeaseID, error) {
+		{kind: "LeaseGrant", prep: func(context.Context, string) (clientv3.LeaseID, error) { return 0, nil },
+			run: func(ctx context.Context, _ string, _ clientv3.LeaseID) (clientv3.LeaseID, error) {
 				g, err := cli.Grant(ctx, 60)
 				if err != nil {
 					return 0, err
 				}
 				return g.ID, nil
 			}},
-		{"LeaseKeepAliveOnce (new stream, one renewal)", withKey,
-			func(ctx context.Context, _ string, lease clientv3.LeaseID) (clientv3.LeaseID, error) {
+		{kind: "LeaseKeepAliveOnce (new stream, one renewal)", prep: withKey,
+			run: func(ctx context.Context, _ string, lease clientv3.LeaseID) (clientv3.LeaseID, error) {
 				_, err := cli.KeepAliveOnce(ctx, lease)
 				return lease, err
 			}},
-		{"LeaseRevoke (lease with one key)", withKey,
-			func(ctx context.Context, _ string, lease clientv3.LeaseID) (clientv3.LeaseID, error) {
-				_, err := cli.Revoke(ctx, lease)
-				return 0, err
-			}},
-		{"DeleteRange (one key)", withKey,
-			func(ctx context.Context, key string, lease clientv3.LeaseID) (clientv3.LeaseID, error) {
-				_, err := cli.Delete(ctx, key)
-				return lease, err
-			}},
+		{kind: "LeaseRevoke (lease with one key)", prep: withKey, run: revoke},
+		{kind: "DeleteRange (one key)", prep: withKey, run: deleteKey},
+		{kind: "Range by a watcher, sent on the event of a LeaseRevoke", prep: withKey, timed: readAfter(revoke)},
+		{kind: "Range by a watcher, sent on the event of a DeleteRange", prep: withKey, timed: readAfter(deleteKey)},
 	}
 
 	n := 200
@@ -113,7 +163,11 @@ func (b *bench) requests(ctx context.Context) error {
 			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			lease, err := s.prep(rctx, key)
 			var d time.Duration
-			if err == nil {
+			switch {
+			case err != nil:
+			case s.timed != nil:
+				lease, d, err = s.timed(rctx, key, lease)
+			default:
 				t0 := time.Now()
 				lease, err = s.run(rctx, key, lease)
 				d = time.Since(t0)
