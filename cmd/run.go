@@ -226,9 +226,8 @@ func runFresh(opts *RunOptions, cfg *Config, c *claim.Client) error {
 	}
 	// Read while connecting, not once the claim is held, where reading
 	// /proc/self/stat would delay the command by 50-100 us (measured).
-	self, selfErr := supervise.Self()
 	var supervisor *supervise.Identity
-	if selfErr == nil {
+	if self, err := supervise.Self(); err == nil {
 		supervisor = &self
 	}
 
